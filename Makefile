@@ -1,0 +1,58 @@
+# driftloop — the two commands of the README are `make demo` and `make test`.
+# Everything is installed by this file into ./.venv (uv, from uv.lock); nothing global.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+# uv must use the machine's Python, never download one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+
+.PHONY: help env test lint demo mlflow-ui clean reset
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(TOOLS)/bin/uv:
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 not found (looked for python3.11, python3)"; exit 1; }
+	@echo "uv not found: installing it into $(TOOLS)/ with pip"
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+$(BIN)/python: | $(UV)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
+	  { echo "error: driftloop needs Python 3.11; $(PYTHON) is $$($(PYTHON) --version)"; exit 1; }
+	# --seed puts pip in the env: the KFP local runner calls `python -m pip`.
+	$(UV) venv --seed --python $(PYTHON) $(VENV)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(BIN)/python
+	$(UV) sync --frozen
+	@touch $@
+
+env: $(VENV)/.synced ## create or update the environment from uv.lock
+
+lint: env ## ruff
+	$(BIN)/ruff check .
+
+test: env ## create/update the env, lint, run the whole suite
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+demo: env ## bootstrap a champion into the local MLflow store and show it
+	$(BIN)/driftloop bootstrap
+
+mlflow-ui: env ## open the MLflow UI on the local store (http://127.0.0.1:5000)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
+	  --backend-store-uri sqlite:///$(CURDIR)/.driftloop/mlflow.db --port 5000
+
+reset: ## forget the local state (.driftloop/: MLflow store, prediction log, reports)
+	rm -rf .driftloop
+
+clean: reset ## remove the environment too
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,111 @@
+"""The ``driftloop`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from driftloop.errors import DriftloopError
+from driftloop.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "spec", None):
+        overrides["spec_path"] = args.spec
+    return Settings(**overrides)
+
+
+def mlflow_ui_hint(settings: Settings) -> str:
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:"):
+        return (f"make mlflow-ui   (or: mlflow ui --backend-store-uri {uri} --port 5000), "
+                "then open http://127.0.0.1:5000")
+    return f"open {uri}"
+
+
+def _print_info(info: dict[str, Any], stream: Any = sys.stdout) -> None:
+    print(f"model:           {info['name']}", file=stream)
+    print(f"version:         {info['version']}  aliases: {', '.join(info['aliases']) or '-'}",
+          file=stream)
+    print(f"run:             {info['run_id']}", file=stream)
+    print(f"inference form:  {info['inference_form']}", file=stream)
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(info["metrics"].items())
+                        if k != "support")
+    print(f"holdout metrics: {metrics}", file=stream)
+    lineage = {k: v for k, v in sorted(info["tags"].items()) if k != "inference_form"}
+    print("lineage:         " + ", ".join(f"{k}={v}" for k, v in lineage.items()), file=stream)
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from driftloop.bootstrap import bootstrap
+    from driftloop.progress import Progress
+
+    settings = _settings(args)
+    result = bootstrap(settings, force=args.force, progress=Progress())
+    print("champion created:" if result.created else "champion already present (unchanged):")
+    _print_info(result.info)
+    print(f"MLflow UI:       {mlflow_ui_hint(settings)}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from driftloop.bootstrap import model_name
+    from driftloop.registry import ALIAS_CHAMPION, alias_version, connect, describe
+    from driftloop.spec import load_spec
+
+    settings = _settings(args)
+    name = model_name(settings, load_spec(settings.spec_path))
+    client = connect(settings)
+    version = args.version
+    if version is None:
+        champion = alias_version(client, name, ALIAS_CHAMPION)
+        if champion is None:
+            raise DriftloopError(f"no champion for model {name!r} in {settings.tracking_uri}; "
+                                 "run `driftloop bootstrap` first")
+        version = champion.version
+    info = describe(client, name, str(version))
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        _print_info(info)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftloop", description="Serve a model, watch its inputs drift, retrain it.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("bootstrap", help="train the spec's model and make it champion")
+    p.add_argument("--spec", help="model spec YAML (default: DRIFTLOOP_SPEC_PATH or iris)")
+    p.add_argument("--force", action="store_true",
+                   help="train and promote a new version even if a champion exists")
+    p.set_defaults(func=cmd_bootstrap)
+
+    p = sub.add_parser("info", help="show the champion (or a version): metrics, lineage")
+    p.add_argument("--spec", help="model spec YAML (names the model)")
+    p.add_argument("--version", help="a version number instead of the champion")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DriftloopError as exc:
+        print(f"driftloop: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("driftloop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

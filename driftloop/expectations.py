@@ -1,0 +1,174 @@
+"""Great Expectations suites: generated from training data, used to validate live windows.
+
+The suite says what *valid* data looks like, not what *undrifted* data looks like: drift
+(a shifted distribution) must pass, broken data (nulls, wrong types, impossible values,
+unknown categories in bulk, missing columns) must fail. Hence wide numeric bounds and a
+``mostly`` that lets a few outliers through.
+
+Only pandas and great_expectations are imported here, so the Airflow side can validate a
+window without the ML stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+#: Numeric bounds extend this fraction of the training range beyond its min and max.
+RANGE_TOLERANCE = 0.5
+#: Share of rows that must satisfy each per-value expectation.
+MOSTLY = 0.95
+NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "Float64", "Int64"]
+
+
+def _between_bounds(series: pd.Series) -> tuple[float, float]:
+    lo, hi = float(series.min()), float(series.max())
+    span = hi - lo or max(abs(hi), 1.0)
+    low = lo - RANGE_TOLERANCE * span
+    # Non-negative training data (lengths, counts, masses) stays non-negative.
+    if lo >= 0:
+        low = max(0.0, low)
+    return round(low, 6), round(hi + RANGE_TOLERANCE * span, 6)
+
+
+def build_suite(
+    frame: pd.DataFrame, numeric: list[str], categorical: list[str], *, name: str
+) -> dict[str, Any]:
+    """A suite (as GE's JSON dict) describing the features of ``frame``."""
+    expectations: list[dict[str, Any]] = [
+        {
+            "type": "expect_table_columns_to_match_set",
+            "kwargs": {"column_set": [*numeric, *categorical], "exact_match": False},
+            "meta": {"why": "every feature the model reads must be present"},
+        }
+    ]
+    for col in [*numeric, *categorical]:
+        expectations.append({
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": col, "mostly": 0.99},
+            "meta": {"why": "the model cannot score rows with missing features"},
+        })
+    for col in numeric:
+        low, high = _between_bounds(frame[col])
+        expectations.append({
+            "type": "expect_column_values_to_be_in_type_list",
+            "kwargs": {"column": col, "type_list": NUMERIC_TYPES},
+            "meta": {"why": "numeric feature"},
+        })
+        expectations.append({
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": col, "min_value": low, "max_value": high, "mostly": MOSTLY},
+            "meta": {
+                "why": f"training range [{frame[col].min():g}, {frame[col].max():g}] "
+                f"widened by {RANGE_TOLERANCE:.0%} of its span: drift passes, broken "
+                "units or sensors do not",
+            },
+        })
+    for col in categorical:
+        values = sorted(map(str, frame[col].dropna().unique()))
+        expectations.append({
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": col, "value_set": values, "mostly": MOSTLY},
+            "meta": {"why": "categories seen in training; a few unseen ones are tolerated"},
+        })
+    return {"name": name, "expectations": expectations,
+            "meta": {"generated_by": "driftloop", "training_rows": len(frame)}}
+
+
+@dataclass
+class Failure:
+    expectation: str
+    column: str | None
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    examples: list[Any] = field(default_factory=list)
+    observed: Any = None
+
+    def describe(self) -> str:
+        where = f"column {self.column!r}: " if self.column else ""
+        what = self.expectation.removeprefix("expect_").replace("_", " ")
+        if self.unexpected_percent is not None:
+            return (f"{where}{self.unexpected_percent:.1f}% of values fail '{what}' "
+                    f"(e.g. {self.examples[:3]})")
+        return f"{where}'{what}' failed (observed {self.observed})"
+
+
+@dataclass
+class ValidationReport:
+    success: bool
+    rows: int
+    evaluated: int
+    failures: list[Failure]
+
+    def summary(self) -> str:
+        if self.success:
+            return f"{self.rows} rows pass all {self.evaluated} expectations"
+        parts = "; ".join(f.describe() for f in self.failures)
+        return (f"{len(self.failures)} of {self.evaluated} expectations failed on "
+                f"{self.rows} rows: {parts}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "summary": self.summary()}
+
+    def to_html(self, title: str) -> str:
+        rows = "".join(
+            f"<tr><td>{escape(f.expectation)}</td><td>{escape(str(f.column))}</td>"
+            f"<td>{escape(f.describe())}</td></tr>"
+            for f in self.failures
+        ) or "<tr><td colspan=3>no failures</td></tr>"
+        verdict = "PASSED" if self.success else "FAILED"
+        return (
+            f"<html><head><meta charset='utf-8'><title>{escape(title)}</title></head><body>"
+            f"<h1>{escape(title)}: {verdict}</h1><p>{escape(self.summary())}</p>"
+            "<table border=1 cellpadding=4><tr><th>expectation</th><th>column</th>"
+            f"<th>detail</th></tr>{rows}</table></body></html>"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
+
+
+def validate(frame: pd.DataFrame, suite: dict[str, Any]) -> ValidationReport:
+    """Run a suite (GE JSON dict) on a DataFrame with an ephemeral GE context."""
+    import great_expectations as gx
+
+    if frame.empty:
+        return ValidationReport(False, 0, 0, [Failure("expect_table_row_count_to_be_positive",
+                                                      None, None, None, observed=0)])
+    context = gx.get_context(mode="ephemeral")
+    gx_suite = gx.ExpectationSuite(**{k: v for k, v in suite.items() if k != "id"})
+    batch = (
+        context.data_sources.add_pandas("driftloop")
+        .add_dataframe_asset("window")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    result = batch.validate(gx_suite)
+    failures = []
+    for item in result.results:
+        if item.success:
+            continue
+        res = item.result or {}
+        failures.append(Failure(
+            expectation=item.expectation_config.type,
+            column=item.expectation_config.kwargs.get("column"),
+            unexpected_count=res.get("unexpected_count"),
+            unexpected_percent=res.get("unexpected_percent"),
+            examples=[_jsonable(v) for v in (res.get("partial_unexpected_list") or [])[:5]],
+            observed=_jsonable(res.get("observed_value")),
+        ))
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            failures[-1].observed = item.exception_info.get("exception_message")
+    return ValidationReport(bool(result.success), len(frame), len(result.results), failures)

@@ -1,0 +1,147 @@
+"""One settings class for every part of driftloop, read from ``DRIFTLOOP_*`` environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository root when running from a checkout; specs resolve against it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field is ``DRIFTLOOP_<FIELD>`` in the environment.
+
+    Defaults are the embedded local shape: everything under one state directory, SQLite for
+    both MLflow and the prediction log, so a fresh machine needs no server.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    state_dir: Path = Field(
+        default=Path(".driftloop"),
+        description="Local state: MLflow SQLite store, artifacts, prediction log, reports.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI. Default: sqlite:///<state_dir>/mlflow.db.",
+    )
+    mlflow_artifact_root: str | None = Field(
+        default=None,
+        description="Artifact location for new experiments with a local store. "
+        "Default: <state_dir>/mlartifacts. Ignored by a remote tracking server.",
+    )
+    mlflow_experiment: str = Field(
+        default="driftloop", description="MLflow experiment that training runs go to."
+    )
+    spec_path: Path = Field(
+        default=PROJECT_ROOT / "specs" / "iris.yaml",
+        description="Model spec (YAML): data source, features, target, estimator, gate.",
+    )
+    model_name: str | None = Field(
+        default=None,
+        description="Registered model name. Default: the spec's `name`.",
+    )
+    model_version: str | None = Field(
+        default=None,
+        description="Pin the served version (set by the Kubernetes deployer). "
+        "Default: whatever the `champion` alias points at.",
+    )
+    prediction_log_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the prediction log. "
+        "Default: sqlite:///<state_dir>/predictions.db.",
+    )
+
+    # --- serving ------------------------------------------------------------------------
+    server_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where the serving API answers (used by deployers, demo and CLI).",
+    )
+    host: str = Field(default="127.0.0.1", description="Serving bind address.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Serving port.")
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for POST /admin/reload. Unset: reload is refused (403).",
+    )
+    max_batch_rows: int = Field(default=1000, ge=1, description="Rows per /predict call.")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Request body limit.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Allowed CORS origins. Empty: CORS is off."
+    )
+
+    # --- prediction log -----------------------------------------------------------------
+    log_flush_interval_s: float = Field(
+        default=0.2, gt=0, le=1.0,
+        description="Max time a served row waits in memory before it is written. A hard "
+        "kill loses at most this plus one write (the ~1 s promise).",
+    )
+    log_batch_rows: int = Field(default=500, ge=1, description="Rows per log write.")
+    log_queue_max_rows: int = Field(
+        default=100_000, ge=1, description="Rows held in memory before new rows are dropped."
+    )
+
+    # --- drift --------------------------------------------------------------------------
+    drift_p_value: float = Field(
+        default=0.05, gt=0, lt=1, description="Family-wise significance level."
+    )
+    drift_correction: Literal["bonferroni", "bh"] = Field(
+        default="bonferroni",
+        description="Multiple-testing correction across features: Bonferroni or "
+        "Benjamini-Hochberg.",
+    )
+    drift_min_effect: float = Field(
+        default=0.1, ge=0, le=1,
+        description="Effect-size floor: a feature drifts only if its KS statistic (or "
+        "Cramer's V for categoricals) is at least this, so huge windows do not flag "
+        "negligible shifts.",
+    )
+    drift_min_rows: int = Field(
+        default=50, ge=1, description="Windows smaller than this report insufficient_data."
+    )
+    drift_window_rows: int = Field(
+        default=1000, ge=1, description="Default window: the most recent N logged rows."
+    )
+    reference_max_rows: int = Field(
+        default=100_000, ge=10, description="Cap on the training reference sample."
+    )
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        self.state_dir = self.state_dir.expanduser().resolve()
+        self.spec_path = self.spec_path.expanduser().resolve()
+        return self
+
+    # --- derived values -----------------------------------------------------------------
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI, defaulting to the local SQLite store."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        """Artifact location for experiments this store creates."""
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        return (self.state_dir / "mlartifacts").as_uri()
+
+    @property
+    def log_url(self) -> str:
+        """The prediction log's SQLAlchemy URL, defaulting to SQLite in the state dir."""
+        return self.prediction_log_url or f"sqlite:///{self.state_dir / 'predictions.db'}"
+
+    def ensure_state_dir(self) -> Path:
+        """Create the state directory (only the local shape needs it)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return self.state_dir
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()

@@ -1,0 +1,163 @@
+"""The model spec: what data, which features, which estimator, and how a challenger is gated.
+
+A spec is YAML validated with pydantic. Nothing in driftloop assumes Iris: the server, the
+drift statistics and the pipeline read feature names and kinds from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from driftloop.errors import SpecError
+
+GateMetric = Literal["accuracy", "f1_weighted", "precision_weighted", "recall_weighted"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    """Where training data comes from: a built-in (``sklearn:iris``) or a CSV/Parquet path."""
+
+    source: str = Field(description="`sklearn:<name>`, or a .csv/.parquet path (relative to "
+                        "the spec file).")
+
+    @field_validator("source")
+    @classmethod
+    def _known_form(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("sklearn:"):
+            return value
+        if Path(value).suffix.lower() not in {".csv", ".parquet", ".pq"}:
+            raise ValueError(
+                f"data source {value!r} is neither 'sklearn:<name>' nor a .csv/.parquet path"
+            )
+        return value
+
+
+class FeaturesSpec(_Strict):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FeaturesSpec:
+        names = self.numeric + self.categorical
+        if not names:
+            raise ValueError("features: list at least one numeric or categorical feature")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"features listed more than once: {', '.join(dupes)}")
+        return self
+
+
+class EstimatorSpec(_Strict):
+    class_path: str = Field(alias="class", description="Import path of an sklearn classifier.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("class_path")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if "." not in value:
+            raise ValueError(f"estimator class {value!r} must be a dotted import path")
+        return value
+
+
+class SplitSpec(_Strict):
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+
+
+class GateSpec(_Strict):
+    """A challenger is promoted only if ``metric >= min_value`` and it does not fall more than
+    ``max_regression`` below the champion on the same holdout."""
+
+    metric: GateMetric = "accuracy"
+    min_value: float = Field(default=0.8, ge=0, le=1)
+    max_regression: float = Field(default=0.02, ge=0, le=1)
+
+
+class PreprocessingSpec(_Strict):
+    scale_numeric: bool = False
+
+
+class ModelSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+                      description="Registered model name in MLflow.")
+    description: str = ""
+    data: DataSpec
+    target: str
+    features: FeaturesSpec
+    preprocessing: PreprocessingSpec = PreprocessingSpec()
+    estimator: EstimatorSpec
+    split: SplitSpec = SplitSpec()
+    gate: GateSpec = GateSpec()
+
+    #: Directory the spec was read from; relative data paths resolve against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _target_not_a_feature(self) -> ModelSpec:
+        if self.target in self.feature_names:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Numeric features first, then categoricals: the column order everywhere."""
+        return [*self.features.numeric, *self.features.categorical]
+
+    def data_path(self) -> Path | None:
+        """The resolved data file, or None for a built-in dataset."""
+        if self.data.source.startswith("sklearn:"):
+            return None
+        path = Path(self.data.source).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def content_hash(self) -> str:
+        """A stable hash of what the spec says (not of its file's formatting)."""
+        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", by_alias=True), sort_keys=False)
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return f"invalid model spec {path}: " + "; ".join(parts)
+
+
+def parse_spec(text: str, *, origin: Path) -> ModelSpec:
+    """Parse spec YAML; ``origin`` names the file in errors and anchors relative paths."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
+        raise SpecError(f"invalid model spec {origin}: not valid YAML ({first})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"invalid model spec {origin}: expected a mapping at the top level")
+    try:
+        return ModelSpec.model_validate({**raw, "base_dir": origin.parent})
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(origin, exc)) from None
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a spec file, raising :class:`SpecError` with a one-line message."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise SpecError(f"model spec not found: {path}")
+    return parse_spec(path.read_text(), origin=path)

@@ -1,0 +1,129 @@
+"""Build the spec's sklearn Pipeline, split, fit and score it."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftloop.errors import SpecError
+from driftloop.spec import ModelSpec
+
+
+def import_estimator(spec: ModelSpec) -> type:
+    """Import the spec's estimator class, or say exactly why it cannot be."""
+    path = spec.estimator.class_path
+    module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(f"estimator {path!r} cannot be imported: {exc}") from None
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise SpecError(f"estimator {path!r} cannot be imported: {module_name} has no {attr!r}")
+    if not hasattr(cls, "fit") or not hasattr(cls, "predict_proba"):
+        raise SpecError(f"estimator {path!r} is not a classifier with fit and predict_proba")
+    return cls
+
+
+def build_pipeline(spec: ModelSpec) -> Any:
+    """Numeric features passed through (or scaled), categoricals one-hot encoded with unknown
+    categories ignored, then the spec's estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cls = import_estimator(spec)
+    try:
+        estimator = cls(**spec.estimator.params)
+    except TypeError as exc:
+        raise SpecError(f"estimator {spec.estimator.class_path!r} rejects its params: {exc}") \
+            from None
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if spec.features.numeric:
+        numeric = StandardScaler() if spec.preprocessing.scale_numeric else "passthrough"
+        transformers.append(("numeric", numeric, list(spec.features.numeric)))
+    if spec.features.categorical:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        transformers.append(("categorical", encoder, list(spec.features.categorical)))
+    columns = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("features", columns), ("estimator", estimator)])
+
+
+@dataclass
+class Split:
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def split(frame: pd.DataFrame, spec: ModelSpec) -> Split:
+    """Stratified holdout split (plain when a class is too rare to stratify)."""
+    from sklearn.model_selection import train_test_split
+
+    x = frame[spec.feature_names]
+    y = frame[spec.target]
+    counts = y.value_counts()
+    stratify = y if counts.min() >= 2 else None
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=spec.split.holdout_fraction, random_state=spec.split.seed,
+        stratify=stratify,
+    )
+    return Split(x_tr.reset_index(drop=True), x_te.reset_index(drop=True),
+                 y_tr.reset_index(drop=True), y_te.reset_index(drop=True))
+
+
+def classification_metrics(y_true: Any, y_pred: Any, labels: list[str]) -> dict[str, Any]:
+    """Accuracy, weighted F1/precision/recall and the confusion matrix (rows: truth)."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_score,
+        recall_score,
+    )
+
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.asarray(y_pred, dtype=object)
+    kw: dict[str, Any] = {"average": "weighted", "zero_division": 0, "labels": labels}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_weighted": float(f1_score(y_true, y_pred, **kw)),
+        "precision_weighted": float(precision_score(y_true, y_pred, **kw)),
+        "recall_weighted": float(recall_score(y_true, y_pred, **kw)),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "labels": list(labels),
+        "support": len(y_true),
+    }
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numeric metrics only, for MLflow and gates."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+@dataclass
+class TrainResult:
+    model: Any
+    split: Split
+    labels: list[str]
+    metrics: dict[str, Any]
+
+
+def train(frame: pd.DataFrame, spec: ModelSpec) -> TrainResult:
+    """Fit the spec's pipeline on a stratified split and score it on the holdout."""
+    parts = split(frame, spec)
+    model = build_pipeline(spec)
+    try:
+        model.fit(parts.x_train, parts.y_train)
+    except ValueError as exc:
+        raise SpecError(f"estimator {spec.estimator.class_path!r} failed to fit: {exc}") \
+            from None
+    labels = [str(c) for c in model.classes_]
+    predicted = model.predict(parts.x_test)
+    return TrainResult(model, parts, labels, classification_metrics(parts.y_test, predicted,
+                                                                      labels))

@@ -1,0 +1,76 @@
+"""Shared fixtures: isolated settings, a local MLflow store, and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driftloop.settings import PROJECT_ROOT, Settings
+
+SPECS = PROJECT_ROOT / "specs"
+IRIS_SPEC = SPECS / "iris.yaml"
+PENGUINS_SPEC = SPECS / "penguins.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's DRIFTLOOP_* settings."""
+    for key in list(os.environ):
+        if key.startswith("DRIFTLOOP_") and key != "DRIFTLOOP_TEST_PG_URL":
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Local shape in a fresh state dir: SQLite MLflow store and prediction log."""
+    return Settings(state_dir=tmp_path / "state", spec_path=IRIS_SPEC)
+
+
+def _pg_base_url() -> str | None:
+    return os.environ.get("DRIFTLOOP_TEST_PG_URL") or None
+
+
+def _sqlalchemy_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (SQLAlchemy URL), dropped afterwards.
+
+    CI's server keeps what earlier runs left, so every test gets its own database.
+    """
+    base = _pg_base_url()
+    if base is None:
+        pytest.skip("DRIFTLOOP_TEST_PG_URL is not set (no PostgreSQL server for this run)")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(_sqlalchemy_url(base))
+    name = f"driftloop_t_{uuid.uuid4().hex[:10]}"
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def mlflow_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings whose MLflow backend is SQLite, then (when available) real PostgreSQL."""
+    state = tmp_path / "state"
+    if request.param == "sqlite":
+        return Settings(state_dir=state, spec_path=IRIS_SPEC)
+    db_url = request.getfixturevalue("pg_database")
+    return Settings(state_dir=state, spec_path=IRIS_SPEC, mlflow_tracking_uri=db_url,
+                    mlflow_artifact_root=(tmp_path / "artifacts").as_uri())
