@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +25,36 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+@pytest.fixture(scope="session")
+def _migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite store, made once: migrating costs ~3 s per store.
+
+    It holds no experiment of ours, so copies create theirs with their own artifact root.
+    """
+    from driftloop.registry import connect
+
+    state = tmp_path_factory.mktemp("mlflow-template")
+    client = connect(Settings(state_dir=state))
+    client.search_experiments()  # forces the schema migration
+    return state / "mlflow.db"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, _migrated_mlflow_db: Path) -> Settings:
     """Local shape in a fresh state dir: SQLite MLflow store and prediction log."""
-    return Settings(state_dir=tmp_path / "state", spec_path=IRIS_SPEC)
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copyfile(_migrated_mlflow_db, state / "mlflow.db")
+    return Settings(state_dir=state, spec_path=IRIS_SPEC)
+
+
+@pytest.fixture
+def champion(settings: Settings) -> Settings:
+    """``settings`` with the Iris champion (version 1) bootstrapped into its store."""
+    from driftloop.bootstrap import bootstrap
+
+    bootstrap(settings)
+    return settings
 
 
 def _pg_base_url() -> str | None:
@@ -70,7 +97,7 @@ def mlflow_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings whose MLflow backend is SQLite, then (when available) real PostgreSQL."""
     state = tmp_path / "state"
     if request.param == "sqlite":
-        return Settings(state_dir=state, spec_path=IRIS_SPEC)
+        return request.getfixturevalue("settings")
     db_url = request.getfixturevalue("pg_database")
     return Settings(state_dir=state, spec_path=IRIS_SPEC, mlflow_tracking_uri=db_url,
                     mlflow_artifact_root=(tmp_path / "artifacts").as_uri())
