@@ -1,0 +1,246 @@
+"""The prediction log on SQLite and (when available) real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driftloop.predlog import (
+    LogWriter,
+    PredictionLog,
+    UnknownRequestIds,
+    from_micros,
+    rows_for,
+    to_micros,
+)
+from driftloop.spec import load_spec
+from tests.conftest import IRIS_SPEC, PENGUINS_SPEC
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+LABELS = ["setosa", "versicolor", "virginica"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'predictions.db'}"
+    return request.getfixturevalue("pg_database")
+
+
+def _log_rows(log: PredictionLog, n: int, *, start: datetime = T0, step_s: float = 1.0,
+              model: str = "iris-classifier", version: str = "1", seed: int = 0,
+              categorical: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+    """Write n rows one per ``step_s`` seconds from ``start``; returns ids and features."""
+    rng = np.random.default_rng(seed)
+    numeric = rng.normal(5, 1, size=(n, 4))
+    proba = rng.dirichlet([1, 1, 1], size=n)
+    preds = [LABELS[i] for i in proba.argmax(axis=1)]
+    ids = [uuid.uuid4().hex for _ in range(n)]
+    rows = []
+    for i in range(n):
+        ts = to_micros(start + timedelta(seconds=i * step_s))
+        cat = categorical[i : i + 1] if categorical is not None else None
+        rows += rows_for(ts, [ids[i]], model, version, numeric[i : i + 1], cat, [preds[i]],
+                         proba[i : i + 1], LABELS)
+    log.write_rows(rows)
+    return ids, numeric
+
+
+def test_time_conversions_are_exact_and_treat_naive_as_utc() -> None:
+    us = to_micros("2030-01-01T12:00:00.000123Z")
+    assert from_micros(us) == datetime(2030, 1, 1, 12, 0, 0, 123, tzinfo=UTC)
+    assert to_micros(datetime(2030, 1, 1, 12)) == to_micros(T0)
+    assert to_micros("2030-01-01T13:00:00+01:00") == to_micros(T0)
+
+
+def test_latest_and_interval_windows_return_exact_features(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    _, numeric = _log_rows(log, 100)
+    latest = log.latest_window("iris-classifier", 30, 4, 0)
+    assert latest.rows == 30
+    # The latest 30 rows, bit for bit (order within a window does not matter to drift).
+    np.testing.assert_array_equal(np.sort(latest.numeric, axis=0),
+                                  np.sort(numeric[70:], axis=0))
+    assert latest.first_ts == to_micros(T0 + timedelta(seconds=70))
+    assert latest.last_ts == to_micros(T0 + timedelta(seconds=99))
+    # [start, end): row 10 is in, row 20 is out.
+    window = log.interval_window("iris-classifier", T0 + timedelta(seconds=10),
+                                 T0 + timedelta(seconds=20), 4, 0)
+    assert window.rows == 10 and window.total_rows == 10 and not window.sampled
+    np.testing.assert_array_equal(np.sort(window.numeric, axis=0),
+                                  np.sort(numeric[10:20], axis=0))
+    # Other models' rows never enter a window.
+    _log_rows(log, 5, model="other", start=T0 + timedelta(seconds=10))
+    assert log.count("iris-classifier", T0, T0 + timedelta(hours=1)) == 100
+    assert log.latest_window("nobody", 30, 4, 0).rows == 0
+
+
+def test_interval_over_the_cap_is_an_even_sample(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    _log_rows(log, 1000, step_s=0.1)
+    window = log.interval_window("iris-classifier", T0, T0 + timedelta(hours=1), 4, 0,
+                                 max_rows=100)
+    assert window.total_rows == 1000
+    assert window.sampled and 90 <= window.rows <= 100
+    span = (window.last_ts - window.first_ts) / 1e6
+    assert span > 90  # spread over the ~100 s the rows cover, not the first 10 s
+
+
+def test_categoricals_round_trip(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    cats = np.array([["Biscoe", "male"], ["Dream", "female"], ["Atlantis", "x"]], dtype=object)
+    _log_rows(log, 3, categorical=cats, model="penguins-classifier")
+    window = log.latest_window("penguins-classifier", 10, 4, 2)
+    assert sorted(map(tuple, window.categorical.tolist())) == sorted(map(tuple, cats.tolist()))
+
+
+def test_feedback_is_all_or_nothing_first_wins_and_feeds_labeled_frame(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    ids, numeric = _log_rows(log, 10)
+    with pytest.raises(UnknownRequestIds) as err:
+        log.add_feedback([(ids[0], "setosa"), ("nope-1", "setosa"), ("nope-2", "virginica")])
+    assert err.value.ids == ["nope-1", "nope-2"]
+    assert "nope-1" in str(err.value) and "nope-2" in str(err.value)
+    spec = load_spec(IRIS_SPEC)
+    end = T0 + timedelta(hours=1)
+    assert log.labeled_frame(T0, end, spec).empty  # the valid id in that call was not kept
+
+    first = log.add_feedback([(ids[0], "setosa"), (ids[1], "virginica"), (ids[0], "nope")])
+    assert first.recorded == [ids[0], ids[1]] and first.already_recorded == []
+    again = log.add_feedback([(ids[0], "virginica"), (ids[2], "versicolor")])
+    assert again.recorded == [ids[2]] and again.already_recorded == [ids[0]]
+
+    frame = log.labeled_frame(T0, end, spec)
+    assert list(frame.columns) == [*spec.feature_names, "species", "ts", "request_id",
+                                   "model_version", "prediction"]
+    assert frame["request_id"].tolist() == ids[:3]
+    assert frame["species"].tolist() == ["setosa", "virginica", "versicolor"]  # first wins
+    np.testing.assert_array_equal(frame[spec.feature_names].to_numpy(), numeric[:3])
+    assert str(frame["ts"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(frame["ts"].dtype)
+    assert frame["ts"].iloc[0] == T0
+    # [start, end) applies to the served time.
+    later = log.labeled_frame(T0 + timedelta(seconds=1), end, spec)
+    assert later["request_id"].tolist() == ids[1:3]
+    empty = log.labeled_frame(T0 - timedelta(hours=2), T0 - timedelta(hours=1), spec)
+    assert empty.empty and list(empty.columns) == list(frame.columns)
+
+
+def test_labeled_frame_with_categorical_spec(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    spec = load_spec(PENGUINS_SPEC)
+    cats = np.array([["Biscoe", "male"], ["Dream", "female"]], dtype=object)
+    ids, numeric = _log_rows(log, 2, categorical=cats, model=spec.name)
+    log.add_feedback([(ids[0], "Gentoo"), (ids[1], "Adelie")])
+    frame = log.labeled_frame(T0, T0 + timedelta(minutes=1), spec, model_name=spec.name)
+    assert frame["island"].tolist() == ["Biscoe", "Dream"]
+    assert frame["sex"].tolist() == ["male", "female"]
+    assert frame["species"].tolist() == ["Gentoo", "Adelie"]
+    np.testing.assert_array_equal(frame[list(spec.features.numeric)].to_numpy(), numeric)
+
+
+def test_interval_rows_paginate_with_labels(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    ids, numeric = _log_rows(log, 25)
+    log.add_feedback([(ids[3], "setosa")])
+    names = list(load_spec(IRIS_SPEC).features.numeric)
+    page, total = log.interval_rows("iris-classifier", T0, T0 + timedelta(hours=1), limit=10,
+                                    offset=0, numeric=names, categorical=[])
+    assert total == 25 and len(page) == 10
+    assert [r["request_id"] for r in page] == ids[:10]
+    assert page[3]["label"] == "setosa" and page[4]["label"] is None
+    assert page[0]["sepal_length"] == numeric[0, 0]
+    assert page[0]["ts"] == T0.isoformat()
+    last, _ = log.interval_rows("iris-classifier", T0, T0 + timedelta(hours=1), limit=10,
+                                offset=20, numeric=names, categorical=[])
+    assert [r["request_id"] for r in last] == ids[20:]
+
+
+def test_live_accuracy_over_latest_labels(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    ids, _ = _log_rows(log, 6)
+    assert log.live_accuracy("iris-classifier", 100).accuracy is None
+    served = log.served(ids)
+    truth = [(rid, served[rid][2] if i % 3 else "wrong") for i, rid in enumerate(ids)]
+    log.add_feedback(truth)
+    acc = log.live_accuracy("iris-classifier", 100)
+    assert (acc.labeled, acc.correct) == (6, 4)
+
+
+def test_writer_batches_off_thread_and_stop_drains(tmp_path: Path) -> None:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    # A long interval and big batches: rows stay queued until stop() drains them.
+    writer = LogWriter(log, flush_interval=1.0, batch_rows=10_000)
+    writer.start()
+    ids = []
+    for i in range(300):
+        rid = f"r{i}"
+        ids.append(rid)
+        writer.submit(1, lambda rid=rid, i=i: rows_for(
+            to_micros(T0) + i, [rid], "m", "1", np.array([[i, 0, 0, 0.0]]), None,
+            ["setosa"], np.array([[1.0, 0, 0]]), LABELS))
+    assert writer.pending_rows == 300
+    assert writer.stop() == 0
+    assert writer.pending_rows == 0 and writer.written_rows == 300
+    assert set(log.served(ids)) == set(ids)
+
+
+def test_writer_flush_waits_for_rows_and_full_queue_drops_and_counts(tmp_path: Path) -> None:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    dropped: list[int] = []
+    writer = LogWriter(log, flush_interval=1.0, batch_rows=10_000, queue_max_rows=5,
+                       on_dropped=dropped.append)
+
+    def build(rid: str) -> list[dict]:
+        return rows_for(to_micros(T0), [rid], "m", "1", np.zeros((1, 4)), None, ["setosa"],
+                        np.array([[1.0, 0, 0]]), LABELS)
+
+    for i in range(4):
+        assert writer.submit(1, lambda i=i: build(f"a{i}"))
+    assert not writer.submit(2, lambda: build("b0") + build("b1"))  # 4 + 2 > 5
+    assert writer.dropped_rows == 2 and dropped == [2]
+    writer.start()
+    assert writer.flush(timeout=10)
+    assert len(log.served([f"a{i}" for i in range(4)])) == 4
+    writer.stop()
+
+
+def test_writer_retries_a_failed_write_without_losing_rows(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    log = PredictionLog(f"sqlite:///{path}")
+    # A real failure: another connection holds SQLite's write lock past the busy timeout.
+    log.engine.dispose()
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    short = PredictionLog(f"sqlite:///{path}", create=False)
+    short.engine.pool.dispose()
+    from sqlalchemy import event
+
+    @event.listens_for(short.engine, "connect")
+    def _short_busy(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
+        dbapi_conn.execute("PRAGMA busy_timeout=50")
+
+    writer = LogWriter(short, flush_interval=0.05, batch_rows=100)
+    writer.submit(1, lambda: rows_for(to_micros(T0), ["x1"], "m", "1", np.zeros((1, 4)), None,
+                                      ["setosa"], np.array([[1.0, 0, 0]]), LABELS))
+    writer.start()
+    assert not writer.flush(timeout=0.5)
+    assert writer.failed_writes >= 1 and writer.pending_rows == 1
+    blocker.rollback()
+    blocker.close()
+    assert writer.flush(timeout=10)
+    writer.stop()
+    assert log.served(["x1"])["x1"] == ("m", "1", "setosa")
+
+
+def test_rows_store_probabilities_as_named_json(tmp_path: Path) -> None:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    _log_rows(log, 1)
+    with log.engine.connect() as conn:
+        proba = conn.exec_driver_sql("SELECT proba FROM predictions").scalar_one()
+    assert set(json.loads(proba)) == set(LABELS)
