@@ -1,0 +1,35 @@
+# driftloop Airflow image: the official Apache Airflow image of the pinned version, plus what
+# driftloop's DAGs and plugins need (the `airflow` extra and the light core of driftloop:
+# settings, spec, expectations), with the DAGs and plugins baked in. No kfp SDK (runs are
+# submitted over KFP's REST API), no MLflow, no scikit-learn.
+#
+# Build from the repository root:  docker build -f docker/airflow.Dockerfile -t "$DRIFTLOOP_AIRFLOW_IMAGE" .
+# (image names and tags: docker/images.env; the Airflow version must match pyproject.toml)
+
+ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
+
+# --- build: the locked requirement set of the `airflow` extra, and driftloop as a wheel -----
+FROM python:3.11-slim-bookworm AS build
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+ENV UV_PYTHON_DOWNLOADS=never \
+    UV_NO_CACHE=1
+WORKDIR /src
+COPY pyproject.toml uv.lock README.md ./
+RUN uv export --frozen --no-dev --no-emit-project --extra airflow -o /tmp/requirements.txt
+COPY driftloop ./driftloop
+COPY serving ./serving
+COPY kfp_pipelines ./kfp_pipelines
+RUN uv build --wheel --out-dir /tmp/dist
+
+# --- runtime: the official image, as its own user ------------------------------------------
+FROM ${AIRFLOW_IMAGE}
+# The requirement set pins apache-airflow==3.3.2 itself (the version this image ships), so
+# pip cannot upgrade or downgrade Airflow; every other pin is the one the dev environment
+# tests against. Hash-checked.
+COPY --from=build /tmp/requirements.txt /tmp/driftloop-requirements.txt
+COPY --from=build /tmp/dist/ /tmp/dist/
+RUN pip install --no-cache-dir --require-hashes -r /tmp/driftloop-requirements.txt \
+ && pip install --no-cache-dir --no-deps /tmp/dist/driftloop-*.whl
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+ENV AIRFLOW__CORE__LOAD_EXAMPLES=False

@@ -1,0 +1,45 @@
+# driftloop trainer image: the base image of the KFP retrain pipeline's components (load,
+# validate, train, evaluate, register, deploy) and of the bootstrap Job.
+#
+# Build from the repository root:  docker build -f docker/trainer.Dockerfile -t "$DRIFTLOOP_TRAINER_IMAGE" .
+# (image names and tags: docker/images.env)
+#
+# The `pipelines` extra carries kfp==2.17.0 with kubernetes 36.x (the uv override in
+# pyproject.toml, as in the dev environment). KFP's lightweight components run
+# `python3 -m pip install kfp==...` before the step: the venv is seeded with pip so that the
+# already-installed SDK satisfies it without a download.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: resolve exactly what uv.lock pins for the `pipelines` extra ---------------------
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_NO_CACHE=1
+WORKDIR /src
+COPY pyproject.toml uv.lock README.md ./
+RUN uv export --frozen --no-dev --no-emit-project --extra pipelines -o /tmp/requirements.txt \
+ && uv venv --seed /opt/venv \
+ && uv pip install --python /opt/venv/bin/python --require-hashes --no-deps -r /tmp/requirements.txt
+COPY driftloop ./driftloop
+COPY serving ./serving
+COPY kfp_pipelines ./kfp_pipelines
+RUN uv build --wheel --out-dir /tmp/dist \
+ && uv pip install --python /opt/venv/bin/python --no-deps /tmp/dist/*.whl
+
+# --- runtime --------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --gid 10001 driftloop \
+ && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/driftloop --shell /bin/sh driftloop
+COPY --from=build /opt/venv /opt/venv
+COPY specs /opt/driftloop/specs
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    DRIFTLOOP_SPEC_PATH=/opt/driftloop/specs/iris.yaml \
+    DRIFTLOOP_STATE_DIR=/home/driftloop/.driftloop
+USER 10001:10001
+WORKDIR /home/driftloop
+# A batch image: KFP and the bootstrap Job give the command; no long-running service to probe.
+CMD ["driftloop", "--help"]
