@@ -1,0 +1,139 @@
+"""Hourly drift monitor: is last hour's live traffic still what the champion was trained on?
+
+See ``DOC`` (shown in the Airflow UI) for the flow. The task bodies live in the plugin
+package (``driftloop_airflow``); this file only declares the flow, and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from driftloop_airflow import decisions
+from driftloop_airflow.config import (
+    DAG_TAGS,
+    REASON_DRIFT,
+    RETRAIN_POOL,
+    SERVING_CONN_ID,
+    airflow_settings,
+)
+from driftloop_airflow.dag_defaults import START_DATE, default_args, retrain_params, window_params
+from driftloop_airflow.operators.kfp import SubmitKfpRunOperator
+from driftloop_airflow.operators.validation import ValidateWindowOperator
+from driftloop_airflow.sensors.drift import DriftSensor
+from driftloop_airflow.tasks import check_serving, resolve_window, retrain_parameters
+
+log = logging.getLogger(__name__)
+PERIOD = timedelta(hours=1)
+settings = airflow_settings()
+
+DOC = """
+### driftloop drift monitor (hourly)
+
+Each run looks at one window of the prediction log: its **data interval** (the past hour;
+a backfill of past hours reads each hour as it was logged) or the `window_start`/`window_end`
+params of a manual run.
+
+1. `resolve_window` → `check_serving`: the server is alive and serving a model.
+2. `wait_for_rows` (deferrable): the window holds `min_rows` rows, or has closed.
+3. `drift_status` (Kolmogorov-Smirnov per numeric feature, chi² per categorical, corrected
+   across features) and `serving_metrics` (the server's Prometheus metrics).
+4. `validate_window`: Great Expectations, the champion's suite, on the window's rows.
+   **Invalid data fails this task** with every failed expectation named, sends an alert,
+   and nothing is retrained.
+5. `decide`: drift and valid data → `retrain_parameters` → `submit_retrain` (the KFP retrain
+   pipeline, reason `drift`; deferrable, waits for the run); insufficient data or no drift →
+   `no_retrain`.
+
+**Cooldown**: `submit_retrain` runs in the one-slot `driftloop_retrain` pool and skips while
+a retrain is running or within `cooldown_minutes` of the last one.
+Params: `force` (retrain without drift), `p_value`/`min_effect` (re-decide drift with other
+thresholds), `min_rows`, window override, gate thresholds.
+"""
+
+
+@dag(
+    dag_id="driftloop_drift_monitor",
+    description="Hourly: drift + metrics + data validation of the last hour; retrain on drift",
+    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=3),
+    default_args=default_args(),
+    tags=[*DAG_TAGS, "drift"],
+    doc_md=DOC,
+    params={
+        "force": Param(False, type="boolean",
+                       description="Submit a retrain even without drift (data must validate; "
+                       "the cooldown still applies)."),
+        "min_rows": Param(settings.drift_min_rows, type="integer", minimum=1,
+                          description="Rows the window needs before drift is decided."),
+        "p_value": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=1,
+                         description="Re-decide drift at this corrected p-value. "
+                         "Empty: the server's threshold."),
+        "min_effect": Param(None, type=["null", "number"], minimum=0, maximum=1,
+                            description="Re-decide drift with this effect-size floor. "
+                            "Empty: the server's."),
+        **window_params(),
+        **retrain_params(settings),
+    },
+)
+def driftloop_drift_monitor() -> None:
+    @task
+    def drift_status(window: dict[str, str]) -> dict:
+        from driftloop_airflow.hooks.serving import ServingHook
+
+        params = get_current_context()["params"]
+        report = ServingHook(SERVING_CONN_ID).drift_status(window["start"], window["end"])
+        return decisions.drift_verdict(report, p_value=params.get("p_value"),
+                                       min_effect=params.get("min_effect"))
+
+    @task
+    def serving_metrics() -> dict:
+        from driftloop_airflow.hooks.serving import ServingHook
+
+        return decisions.metrics_summary(ServingHook(SERVING_CONN_ID).metrics())
+
+    @task.branch
+    def decide(verdict: dict, rows_check: dict, validation: dict) -> str:
+        params = get_current_context()["params"]
+        target, why = decisions.decide(verdict, rows_check, validation,
+                                       force=bool(params.get("force")))
+        log.info("decision: %s: %s", target, why)
+        return target
+
+    window = resolve_window(period_seconds=int(PERIOD.total_seconds()))
+    serving = check_serving()
+    rows_check = DriftSensor(
+        task_id="wait_for_rows", window_start=window["start"], window_end=window["end"],
+        min_rows="{{ params.min_rows }}", poke_interval=30, timeout=2 * 3600,
+    )
+    verdict = drift_status(window)
+    metrics = serving_metrics()
+    validation = ValidateWindowOperator(
+        task_id="validate_window", window_start=window["start"], window_end=window["end"],
+        min_rows="{{ params.min_rows }}",
+        report_dir=str(settings.state_dir / "reports" / "airflow"),
+    )
+    parameters = retrain_parameters(window, serving, reason=REASON_DRIFT)
+    submit = SubmitKfpRunOperator(
+        task_id="submit_retrain",
+        parameters=parameters,
+        display_name="driftloop-retrain-drift-{{ run_id }}",
+        cooldown_minutes="{{ params.cooldown_minutes }}",
+        pool=RETRAIN_POOL,
+        timeout=timedelta(minutes=settings.retrain_timeout_minutes),
+    )
+    no_retrain = EmptyOperator(task_id="no_retrain")
+
+    window >> serving >> rows_check >> [verdict, metrics]
+    [verdict, metrics] >> validation
+    branch = decide(verdict, rows_check.output, validation.output)
+    branch >> [parameters, no_retrain]
+    parameters >> submit
+
+
+driftloop_drift_monitor()

@@ -1,0 +1,61 @@
+"""Weekly forced retrain: fresh data gets a chance even when nothing drifted.
+
+The task bodies live in the plugin package (``driftloop_airflow``); this file declares the
+flow and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, dag
+from driftloop_airflow.config import DAG_TAGS, REASON_SCHEDULE, RETRAIN_POOL, airflow_settings
+from driftloop_airflow.dag_defaults import START_DATE, default_args, retrain_params, window_params
+from driftloop_airflow.operators.kfp import SubmitKfpRunOperator
+from driftloop_airflow.tasks import check_serving, resolve_window, retrain_parameters
+
+PERIOD = timedelta(weeks=1)
+settings = airflow_settings()
+
+DOC = """
+### driftloop weekly retrain
+
+Once a week, submit the KFP retrain pipeline with reason `schedule`, on the spec's data plus
+the week's labeled production rows (the run's data interval, or the `window_start`/
+`window_end` params). **The gate still decides**: the challenger is promoted only if it
+passes the spec's gate against the champion.
+
+It ignores the drift monitor's cooldown period, but never starts while a retrain is
+running (that run is skipped, with the running run named). It shares the one-slot
+`driftloop_retrain` pool with the drift monitor's submissions.
+"""
+
+
+@dag(
+    dag_id="driftloop_weekly_retrain",
+    description="Weekly: forced retrain (reason=schedule); the gate decides promotion",
+    schedule=CronDataIntervalTimetable("@weekly", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=4),
+    default_args=default_args(),
+    tags=[*DAG_TAGS, "retrain"],
+    doc_md=DOC,
+    params={**window_params(), **retrain_params(settings)},
+)
+def driftloop_weekly_retrain() -> None:
+    window = resolve_window(period_seconds=int(PERIOD.total_seconds()))
+    serving = check_serving()
+    window >> serving
+    SubmitKfpRunOperator(
+        task_id="submit_retrain",
+        parameters=retrain_parameters(window, serving, reason=REASON_SCHEDULE),
+        display_name="driftloop-retrain-schedule-{{ run_id }}",
+        cooldown_minutes=0,
+        pool=RETRAIN_POOL,
+        timeout=timedelta(minutes=settings.retrain_timeout_minutes),
+    )
+
+
+driftloop_weekly_retrain()

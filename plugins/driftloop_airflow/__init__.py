@@ -1,0 +1,8 @@
+"""driftloop's Airflow plugins: hooks, operators, sensors, triggers and a notifier.
+
+One concept per module, laid out like an Airflow provider. Nothing here imports the ML stack
+(scikit-learn, MLflow, the kfp SDK): Airflow talks HTTP to the driftloop server and to
+Kubeflow Pipelines, and validates windows with Great Expectations imported lazily.
+"""
+
+from __future__ import annotations

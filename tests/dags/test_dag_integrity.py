@@ -1,0 +1,136 @@
+"""DAG integrity: every DAG file parses, and every DAG is shaped as documented.
+
+What CI checks on every change to dags/ or plugins/. Parse *time* is measured in
+benchmarks/dag_parse.py, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from driftloop.settings import PROJECT_ROOT
+
+DAGS_FOLDER = PROJECT_ROOT / "dags"
+DAG_FILES = sorted(p for p in DAGS_FOLDER.glob("*.py") if not p.name.startswith("_"))
+EXPECTED = {
+    "driftloop_drift_monitor": {"cron": "0 * * * *", "file": "driftloop_drift_monitor.py"},
+    "driftloop_weekly_retrain": {"cron": "0 0 * * 0", "file": "driftloop_weekly_retrain.py"},
+}
+#: What neither a DAG file nor the plugin package may import at module level.
+HEAVY = ["sklearn", "mlflow", "kfp", "great_expectations", "scipy", "pandas", "numpy",
+         "onnxruntime", "torch", "fastapi"]
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_every_dag_file_imports_without_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dags) == set(EXPECTED)
+    found = {Path(dag.fileloc).name for dag in dagbag.dags.values()}
+    assert found == {p.name for p in DAG_FILES}, "a DAG file defines no DAG"
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_dag_is_documented_tagged_owned_and_retried(dagbag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert dag.doc_md and len(dag.doc_md) > 200, "doc_md explains the DAG in the UI"
+    assert {"driftloop", "mlops"} <= set(dag.tags)
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert Path(dag.fileloc).name == EXPECTED[dag_id]["file"]
+    for task in dag.tasks:
+        assert task.owner == "driftloop", task.task_id
+        assert task.retries >= 1, task.task_id
+        assert task.retry_exponential_backoff > 0, task.task_id
+        assert task.max_retry_delay is not None, task.task_id
+        callbacks = task.on_failure_callback or []
+        names = [type(c).__name__ for c in callbacks]
+        assert "WebhookNotifier" in names, f"{task.task_id} sends no failure alert"
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_schedule_is_as_documented(dagbag, dag_id: str) -> None:
+    """Data-interval timetables: each run's window is the period it covers."""
+    from airflow.sdk import CronDataIntervalTimetable
+
+    timetable = dagbag.dags[dag_id].timetable
+    assert isinstance(timetable, CronDataIntervalTimetable)
+    assert timetable.expression == EXPECTED[dag_id]["cron"]
+    assert str(timetable.timezone) in {"UTC", "Timezone('UTC')"}
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_params_describe_themselves(dagbag, dag_id: str) -> None:
+    params = dagbag.dags[dag_id].params
+    assert {"window_start", "window_end", "cooldown_minutes", "deploy_target"} <= set(params)
+    for name in params:
+        assert params.get_param(name).description, f"param {name} has no description"
+
+
+def test_drift_monitor_flow(dagbag) -> None:
+    dag = dagbag.dags["driftloop_drift_monitor"]
+    assert {"force", "min_rows", "p_value", "min_effect"} <= set(dag.params)
+    t = dag.task_dict
+    assert t["check_serving"].upstream_task_ids == {"resolve_window"}
+    assert "check_serving" in t["wait_for_rows"].upstream_task_ids
+    assert {"drift_status", "serving_metrics"} <= t["validate_window"].upstream_task_ids
+    assert t["decide"].downstream_task_ids == {"retrain_parameters", "no_retrain"}
+    assert t["submit_retrain"].upstream_task_ids == {"retrain_parameters"}
+    # Invalid data fails validate_window: decide (and so any retrain) never runs after it.
+    assert "validate_window" in t["decide"].upstream_task_ids
+    assert t["wait_for_rows"].deferrable is True
+    assert t["submit_retrain"].deferrable is True
+    assert t["submit_retrain"].pool == "driftloop_retrain"
+
+
+def test_weekly_retrain_flow(dagbag) -> None:
+    dag = dagbag.dags["driftloop_weekly_retrain"]
+    submit = dag.task_dict["submit_retrain"]
+    assert submit.pool == "driftloop_retrain"
+    assert submit.deferrable is True
+    assert submit.timeout >= timedelta(minutes=30)
+    assert submit.upstream_task_ids == {"retrain_parameters"}
+
+
+def _imported_after(code: str) -> list[str]:
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(PROJECT_ROOT / 'plugins')!r})
+        {code}
+        print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], env=dict(os.environ),
+                         capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_parsing_the_dags_imports_no_ml_library() -> None:
+    """The DAG processor parses these files often: nothing heavy at module level."""
+    loaded = _imported_after(
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"        bag = DagBag(dag_folder={str(DAGS_FOLDER)!r})\n"
+        "        assert not bag.import_errors, bag.import_errors")
+    assert [m for m in HEAVY if m in loaded] == []
+
+
+def test_plugin_modules_import_no_ml_library() -> None:
+    """The Airflow image has no sklearn, MLflow or kfp SDK: the plugins must not need them."""
+    modules = sorted(
+        ".".join(p.relative_to(PROJECT_ROOT / "plugins").with_suffix("").parts)
+        for p in (PROJECT_ROOT / "plugins" / "driftloop_airflow").rglob("*.py"))
+    imports = "\n".join(f"        import {m.removesuffix('.__init__')}" for m in modules)
+    loaded = _imported_after(imports.strip())
+    assert [m for m in HEAVY if m in loaded] == []
