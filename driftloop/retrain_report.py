@@ -1,0 +1,125 @@
+"""HTML reports of the retrain pipeline, for the KFP UI (Output[HTML] artifacts).
+
+Self-contained pages (inline CSS, plots as base64 PNG) so they render in the KFP UI's
+artifact viewer, in a browser from the local pipeline root, or attached to an alert.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftloop.spec import ModelSpec
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:72rem;color:#222}
+h1{font-size:1.4rem} h2{font-size:1.15rem;margin-top:1.6rem}
+table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;padding:.25rem .6rem}
+th{background:#f3f3f3;text-align:left} td.n{text-align:right;font-variant-numeric:tabular-nums}
+.verdict{padding:.6rem 1rem;border-radius:.3rem;font-weight:600}
+.pass{background:#e3f5e1;color:#1d5c1a} .fail{background:#fbe3e1;color:#7a1d16}
+.plots{display:flex;flex-wrap:wrap;gap:.5rem} .plots img{width:22rem}
+.muted{color:#666}
+"""
+
+
+def page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>")
+
+
+def verdict(ok: bool, text: str) -> str:
+    return f"<p class='verdict {'pass' if ok else 'fail'}'>{escape(text)}</p>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return f"<td>{escape(str(value))}</td>"
+    if isinstance(value, int | np.integer):
+        return f"<td class='n'>{value}</td>"
+    if isinstance(value, float | np.floating):
+        return f"<td class='n'>{value:.4g}</td>"
+    return f"<td>{escape(str(value))}</td>"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def confusion_table(matrix: list[list[int]], labels: list[str]) -> str:
+    """Rows: truth; columns: predicted."""
+    header = ["truth \\ predicted", *labels]
+    return table(header, ([label, *row] for label, row in zip(labels, matrix, strict=True)))
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def distribution_plots(
+    spec: ModelSpec, samples: dict[str, pd.DataFrame], max_plots: int = 24
+) -> str:
+    """One small figure per feature overlaying the named samples (e.g. the champion's
+    training reference and the fresh production rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = {k: v for k, v in samples.items() if len(v)}
+    if not samples:
+        return "<p class='muted'>no rows to plot</p>"
+    images = []
+    for feature in spec.feature_names[:max_plots]:
+        fig, ax = plt.subplots(figsize=(4.2, 2.6))
+        if feature in spec.features.numeric:
+            values = {k: pd.to_numeric(v[feature], errors="coerce").dropna()
+                      for k, v in samples.items()}
+            joined = pd.concat(list(values.values()))
+            if joined.empty:
+                plt.close(fig)
+                continue
+            bins = np.histogram_bin_edges(joined, bins=20)
+            for name, series in values.items():
+                ax.hist(series, bins=bins, alpha=0.5, density=True, label=f"{name} ({len(series)})")
+        else:
+            shares = pd.DataFrame({k: v[feature].astype(str).value_counts(normalize=True)
+                                   for k, v in samples.items()}).fillna(0.0)
+            shares.plot.bar(ax=ax, alpha=0.8, rot=30)
+        ax.set_title(feature, fontsize=10)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7)
+        images.append(f"<img alt='{escape(feature)}' src='data:image/png;base64,{_png(fig)}'>")
+        plt.close(fig)
+    return f"<div class='plots'>{''.join(images)}</div>"
+
+
+def drift_table(report: dict[str, Any] | None) -> str:
+    """The per-feature drift tests (``driftloop.drift`` report dict), or why there are none."""
+    if not report:
+        return "<p class='muted'>no drift report (no fresh rows, or no champion reference)</p>"
+    if report.get("status") == "insufficient_data":
+        return (f"<p class='muted'>insufficient data: {report.get('rows')} fresh rows, the "
+                f"drift tests need {report.get('thresholds', {}).get('min_rows')}</p>")
+    rows = []
+    for f in report.get("features", []):
+        rows.append([f.get("feature"), f.get("kind"), f.get("test"), f.get("statistic"),
+                     f.get("p_value"), f.get("p_value_adjusted"), f.get("effect_size"),
+                     "DRIFT" if f.get("drifted") else "ok"])
+    summary = (f"{report.get('rows')} fresh rows against {report.get('reference_rows')} "
+               f"reference rows; dataset drift: {report.get('dataset_drift')} "
+               f"({len(report.get('drifted_features') or [])} drifted feature(s); "
+               f"correction {report.get('correction')})")
+    return f"<p>{escape(summary)}</p>" + table(
+        ["feature", "kind", "test", "statistic", "p-value", "adjusted p", "effect size",
+         "verdict"], rows)
