@@ -19,6 +19,8 @@ def main() -> int:
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             status = response.status
+    except urllib.error.HTTPError as exc:  # the server answered, with an error status
+        status = exc.code
     except (urllib.error.URLError, OSError) as exc:
         print(f"healthcheck: {url} unreachable: {exc}", file=sys.stderr)
         return 1
