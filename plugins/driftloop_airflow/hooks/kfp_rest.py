@@ -118,11 +118,12 @@ def _namespaced(config: RestConfig, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_experiment_call(config: RestConfig) -> Call:
-    flt = {"predicates": [{"key": "display_name", "operation": "EQUALS",
-                           "string_value": config.experiment}]}
+    # The filter exactly as kfp.Client.get_experiment writes it (protojson: enum number,
+    # camelCase field), known to work against every KFP v2 API server.
+    flt = {"predicates": [{"operation": 1, "key": "display_name",
+                           "stringValue": config.experiment}]}
     return Call("GET", f"{API}/experiments",
-                params=_namespaced(config, {"page_size": 1,
-                                            "filter": json.dumps(flt, separators=(",", ":"))}))
+                params=_namespaced(config, {"filter": json.dumps(flt)}))
 
 
 def create_experiment_call(config: RestConfig) -> Call:
