@@ -32,4 +32,7 @@ RUN pip install --no-cache-dir --require-hashes -r /tmp/driftloop-requirements.t
  && pip install --no-cache-dir --no-deps /tmp/dist/driftloop-*.whl
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+# The compiled retrain pipeline the KFP hook submits (connection driftloop_kfp, extra
+# `pipeline_package`): the very package scripts/minikube-up.sh uploads.
+COPY --chown=airflow:0 kfp_pipelines/retrain_pipeline.yaml /opt/airflow/pipelines/retrain_pipeline.yaml
 ENV AIRFLOW__CORE__LOAD_EXAMPLES=False

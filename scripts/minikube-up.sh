@@ -163,6 +163,8 @@ if ((!CORE_ONLY)); then
   kc wait --for condition=established --timeout=120s crd/applications.app.k8s.io
   kc apply -k "$kfp_manifests/env/platform-agnostic?ref=$KFP_VERSION"
   kc -n "$KFP_NAMESPACE" wait --for=condition=Available --timeout=1200s deployment --all
+  # The settings ConfigMap and Secret the retrain pipeline's pods read in that namespace.
+  kc apply -k k8s/overlays/minikube-kfp
 
   # --- 7. the retrain pipeline -----------------------------------------------------------------
   step "uploading the retrain pipeline ($PIPELINE_PACKAGE) as '$PIPELINE_NAME'"

@@ -25,6 +25,7 @@ DOCKER = ROOT / "docker"
 SCRIPTS = ROOT / "scripts"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "minikube"
+KFP_OVERLAY = K8S / "overlays" / "minikube-kfp"
 BIN = Path(sys.executable).parent
 KUBECTL = BIN / "kubectl"
 POD_KINDS = ("Deployment", "StatefulSet", "Job", "DaemonSet")
@@ -71,6 +72,12 @@ def overlay() -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def base() -> list[dict[str, Any]]:
     return kustomize(BASE)
+
+
+@pytest.fixture(scope="session")
+def kfp_overlay() -> list[dict[str, Any]]:
+    """What the retrain pipeline's pods read in the KFP namespace (Minikube values)."""
+    return kustomize(KFP_OVERLAY)
 
 
 def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -144,3 +144,41 @@ def test_the_workflow_runs_the_readmes_test_command_with_postgres() -> None:
     assert url.startswith("postgresql://postgres@127.0.0.1:5432/")
     assert "5432:5432" in postgres["ports"]
     assert job["timeout-minutes"] <= 90
+
+
+# --- what the retrain pipeline's pods read in the KFP namespace -----------------------------
+
+
+def test_the_kfp_hook_submits_the_package_baked_into_the_airflow_image() -> None:
+    extra = json.loads(CONNECTIONS["stringData"]["AIRFLOW_CONN_DRIFTLOOP_KFP"])["extra"]
+    dockerfile = (ROOT / "docker" / "airflow.Dockerfile").read_text()
+    script = (SCRIPTS / "minikube-up.sh").read_text()
+    default_package = "kfp_pipelines/retrain_pipeline.yaml"
+    assert f"COPY --chown=airflow:0 {default_package} {extra['pipeline_package']}" in dockerfile
+    assert f"DRIFTLOOP_PIPELINE_PACKAGE:-{default_package}" in script
+
+
+def test_the_pipeline_finds_its_settings_and_credentials(
+    kfp_overlay: list[dict], overlay: list[dict]
+) -> None:
+    pipeline = pytest.importorskip("kfp_pipelines.retrain_pipeline",
+                                   reason="the retrain pipeline (kfp_pipelines) is absent")
+    for doc in kfp_overlay:
+        assert doc["metadata"]["namespace"] == VERSIONS["KFP_NAMESPACE"]
+    configmap = find(kfp_overlay, "ConfigMap", pipeline.SETTINGS_CONFIG_MAP)
+    assert configmap["data"] == find(overlay, "ConfigMap", pipeline.SETTINGS_CONFIG_MAP)["data"]
+    wanted = {"DRIFTLOOP_MLFLOW_TRACKING_URI", "DRIFTLOOP_MODEL_NAME", "DRIFTLOOP_SPEC_PATH"}
+    assert wanted <= set(configmap["data"]) & set(pipeline.SETTINGS_FROM_CONFIG_MAP)
+
+    secret = find(kfp_overlay, "Secret", pipeline.SETTINGS_SECRET)["stringData"]
+    assert set(secret) == set(pipeline.SETTINGS_FROM_SECRET)
+    pg = find(overlay, "Secret", "driftloop-postgres")["stringData"]
+    serving = find(overlay, "Deployment", naming.SERVING_DEPLOYMENT)
+    (url_template,) = [e["value"] for c in serving["spec"]["template"]["spec"]["containers"]
+                       for e in c["env"] if e["name"] == "DRIFTLOOP_PREDICTION_LOG_URL"]
+    composed = url_template.replace("$(POSTGRES_USER)", pg["username"]).replace(
+        "$(POSTGRES_PASSWORD)", pg["password"])
+    assert secret["DRIFTLOOP_PREDICTION_LOG_URL"] == composed, \
+        "the pipeline must read the prediction log the server writes"
+    token = find(overlay, "Secret", "driftloop-serving")["stringData"]["admin-token"]
+    assert secret["DRIFTLOOP_ADMIN_TOKEN"] == token

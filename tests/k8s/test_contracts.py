@@ -126,12 +126,15 @@ def test_the_unknown_settings_check_can_fail() -> None:
         {"DRIFTLOOP_MODEL_VERSON"}
 
 
-def test_every_driftloop_env_in_the_manifests_is_a_settings_field(overlay: list[dict]) -> None:
-    seen: set[str] = set()
+def test_every_driftloop_env_in_the_manifests_is_a_settings_field(
+    overlay: list[dict], kfp_overlay: list[dict]
+) -> None:
+    seen: set[str] = {k for d in kfp_overlay for k in {**d.get("data", {}),
+                                                        **d.get("stringData", {})}}
     for doc in workloads(all_docs(overlay)):
         for c in pod_spec(doc)["containers"]:
             seen |= {e["name"] for e in c.get("env", [])} | set(configmap_env(overlay, c))
-    for cm in (d for d in overlay if d["kind"] == "ConfigMap"):
+    for cm in (d for d in overlay + kfp_overlay if d["kind"] == "ConfigMap"):
         seen |= {k for k in cm.get("data", {}) if k.startswith("DRIFTLOOP_")}
     assert unknown_settings(seen) == set()
     assert {"DRIFTLOOP_MLFLOW_TRACKING_URI", "DRIFTLOOP_PREDICTION_LOG_URL",

@@ -151,9 +151,11 @@ def test_dags_and_plugins_are_baked_where_airflow_looks() -> None:
         if parts[0] == "COPY" and not any(p.startswith("--from") for p in parts):
             args = [p for p in parts[1:] if not p.startswith("--")]
             copies[args[0].rstrip("/")] = args[-1].rstrip("/")
-    assert copies == {"dags": "/opt/airflow/dags", "plugins": "/opt/airflow/plugins"}
+    assert copies == {"dags": "/opt/airflow/dags", "plugins": "/opt/airflow/plugins",
+                      "kfp_pipelines/retrain_pipeline.yaml":
+                      "/opt/airflow/pipelines/retrain_pipeline.yaml"}
     design = (ROOT / "DESIGN.md").read_text()
-    for folder in copies:
+    for folder in ("dags", "plugins"):
         assert f"| `{folder}/` |" in design, f"{folder}/ is not a folder DESIGN.md names"
 
 

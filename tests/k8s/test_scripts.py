@@ -116,10 +116,12 @@ def test_full_bring_up_runs_the_expected_commands_in_order(fake_tools) -> None:
     ref = f"?ref={VERSIONS['KFP_VERSION']}"
     kfp = index_of(seq, "kubectl", "apply -k", f"env/platform-agnostic{ref}")
     index_of(seq, "kubectl", f"cluster-scoped-resources{ref}")
+    kfp_settings = index_of(seq, "kubectl", "apply -k k8s/overlays/minikube-kfp")
     upload = index_of(seq, "curl", "pipelines/upload?name=driftloop-retrain")
     secret = index_of(seq, "kubectl", "apply -f k8s/airflow/connections-secret.yaml")
     helm = index_of(seq, "helm", "upgrade --install airflow apache-airflow/airflow")
-    assert start < apply_overlay < bootstrap < restart < kfp < upload < secret < helm
+    assert start < apply_overlay < bootstrap < restart < kfp < kfp_settings < upload < secret
+    assert secret < helm
     assert ["--version", VERSIONS["AIRFLOW_CHART_VERSION"]] == \
         seq[helm][seq[helm].index("--version"):][:2]
     assert "k8s/airflow/values.yaml" in seq[helm] and "--wait" in seq[helm]
@@ -136,7 +138,7 @@ def test_every_file_the_script_hands_to_kubectl_or_helm_exists(fake_tools) -> No
              if a in ("-f", "-k") and not call[i + 1].startswith(("github.com", "-"))]
     assert set(named) == {
         "docker/serving.Dockerfile", "docker/trainer.Dockerfile", "docker/airflow.Dockerfile",
-        "k8s/overlays/minikube", "k8s/jobs/bootstrap.yaml",
+        "k8s/overlays/minikube", "k8s/overlays/minikube-kfp", "k8s/jobs/bootstrap.yaml",
         "k8s/airflow/connections-secret.yaml", "k8s/airflow/values.yaml"}
     for path in named:
         assert (ROOT / path).exists(), path
