@@ -60,11 +60,18 @@ class Window:
         return f"[{iso(self.start)}, {iso(self.end)})"
 
 
-def last_complete_period(now: datetime, period: timedelta) -> Window:
-    """The last whole period (aligned on the epoch, UTC) that ended at or before ``now``."""
+def last_complete_period(now: datetime, period: timedelta, cron: str | None = None) -> Window:
+    """The last whole period that ended at or before ``now``: aligned on the DAG's cron
+    schedule when given (UTC), else on the epoch."""
+    now = to_utc(now)
+    if cron:
+        from croniter import croniter
+
+        end = croniter(cron, now + timedelta(microseconds=1)).get_prev(datetime)
+        start = croniter(cron, end).get_prev(datetime)
+        return Window(to_utc(start), to_utc(end))
     step = int(period.total_seconds())
-    end_ts = int(to_utc(now).timestamp()) // step * step
-    end = datetime.fromtimestamp(end_ts, tz=UTC)
+    end = datetime.fromtimestamp(int(now.timestamp()) // step * step, tz=UTC)
     return Window(end - period, end)
 
 
@@ -88,4 +95,5 @@ def resolve_window(context: Any, params: Any, *, period: timedelta) -> Window:
         return Window.of(interval_start, interval_end)
     dag_run = context.get("dag_run")
     after = getattr(dag_run, "run_after", None) or datetime.now(UTC)
-    return last_complete_period(after, period)
+    cron = getattr(getattr(context.get("dag"), "timetable", None), "expression", None)
+    return last_complete_period(after, period, cron if isinstance(cron, str) else None)

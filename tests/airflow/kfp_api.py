@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,7 +80,13 @@ class FakeKfpApi:
         return 404, {"error": "no such route", "code": 5, "message": f"no route {path}"}
 
 
-def _handler(api: FakeKfpApi) -> type[BaseHTTPRequestHandler]:
+@contextmanager
+def recording_server(answer: Callable[[str, str, Any], tuple[int, Any]]
+                     ) -> Iterator[tuple[str, list[Recorded]]]:
+    """A real HTTP server on a free port that records every request and replies
+    ``answer(method, path, body)``; yields its URL and the recorded requests."""
+    requests: list[Recorded] = []
+
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             parts = urlsplit(self.path)
@@ -92,9 +98,9 @@ def _handler(api: FakeKfpApi) -> type[BaseHTTPRequestHandler]:
                     body = json.loads(raw)
                 except ValueError:
                     body = raw.decode(errors="replace")
-            api.requests.append(Recorded(self.command, parts.path, parse_qsl(parts.query),
-                                         {k.lower(): v for k, v in self.headers.items()}, body))
-            status, reply = api.answer(self.command, parts.path, body)
+            requests.append(Recorded(self.command, parts.path, parse_qsl(parts.query),
+                                     {k.lower(): v for k, v in self.headers.items()}, body))
+            status, reply = answer(self.command, parts.path, body)
             data = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -107,18 +113,20 @@ def _handler(api: FakeKfpApi) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    return Handler
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager
 def running_fake_kfp(api: FakeKfpApi | None = None) -> Iterator[FakeKfpApi]:
     api = api or FakeKfpApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with recording_server(api.answer) as (url, requests):
+        api.url = url
+        api.requests = requests
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -59,16 +59,41 @@ class WebhookNotifier(BaseNotifier):
 
         return airflow_settings().alert_webhook_url
 
-    def notify(self, context: Any) -> None:
+    def _prepare(self, context: Any) -> tuple[str | None, dict[str, Any]]:
         payload = alert_payload(context, self.message)
         url = self._url()
         if not url:
             self.log.warning("ALERT (no webhook set; DRIFTLOOP_ALERT_WEBHOOK_URL): %s",
                              payload["text"])
+        return url, payload
+
+    def _sent(self, url: str, payload: dict[str, Any], error: Exception | None) -> None:
+        if error is None:
+            self.log.info("alert sent to %s: %s", url, payload["text"])
+        else:
+            self.log.error("ALERT could not be sent to %s (%r): %s", url, error,
+                           payload["text"])
+
+    def notify(self, context: Any) -> None:
+        url, payload = self._prepare(context)
+        if not url:
             return
         try:
-            response = httpx.post(url, json=payload, timeout=self.timeout)
-            response.raise_for_status()
-            self.log.info("alert sent to %s: %s", url, payload["text"])
+            httpx.post(url, json=payload, timeout=self.timeout).raise_for_status()
         except httpx.HTTPError as exc:
-            self.log.error("ALERT could not be sent to %s (%r): %s", url, exc, payload["text"])
+            self._sent(url, payload, exc)
+        else:
+            self._sent(url, payload, None)
+
+    async def async_notify(self, context: Any) -> None:
+        """The same alert from the triggerer (deadline alerts)."""
+        url, payload = self._prepare(context)
+        if not url:
+            return
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                (await client.post(url, json=payload)).raise_for_status()
+        except httpx.HTTPError as exc:
+            self._sent(url, payload, exc)
+        else:
+            self._sent(url, payload, None)

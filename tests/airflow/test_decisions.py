@@ -1,0 +1,150 @@
+"""The drift monitor's pure decisions: the window, the drift verdict, the branch, metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from driftloop_airflow import decisions
+from driftloop_airflow.hooks.serving import parse_metrics
+from driftloop_airflow.triggers.drift import window_verdict
+from driftloop_airflow.window import Window, WindowError, iso, resolve_window
+
+HOUR = timedelta(hours=1)
+T10 = datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def test_window_is_the_data_interval_unless_overridden() -> None:
+    context = {"data_interval_start": T10, "data_interval_end": T10 + HOUR}
+    assert resolve_window(context, {}, period=HOUR) == Window(T10, T10 + HOUR)
+    override = {"window_start": "2026-01-01T12:30:00Z", "window_end": "2026-01-01T12:45:00"}
+    assert resolve_window(context, override, period=HOUR).as_dict() == {
+        "start": "2026-01-01T12:30:00+00:00", "end": "2026-01-01T12:45:00+00:00"}
+
+
+def test_a_run_without_data_interval_takes_the_last_complete_period() -> None:
+    """REST-triggered runs with logical_date null have no data interval."""
+    run = SimpleNamespace(run_after=datetime(2026, 1, 1, 10, 42, tzinfo=UTC))
+    context = {"data_interval_start": None, "data_interval_end": None, "dag_run": run}
+    assert resolve_window(context, {}, period=HOUR) == Window(T10 - HOUR, T10)
+    weekly = SimpleNamespace(timetable=SimpleNamespace(expression="0 0 * * 0"))
+    week = resolve_window({**context, "dag": weekly}, {}, period=timedelta(weeks=1))
+    # 2026-01-01 is a Thursday: the last complete Sunday-to-Sunday week.
+    assert week == Window(datetime(2025, 12, 21, tzinfo=UTC), datetime(2025, 12, 28, tzinfo=UTC))
+    on_the_hour = {**context, "dag_run": SimpleNamespace(run_after=T10),
+                   "dag": SimpleNamespace(timetable=SimpleNamespace(expression="0 * * * *"))}
+    assert resolve_window(on_the_hour, {}, period=HOUR) == Window(T10 - HOUR, T10)
+
+
+def test_bad_window_overrides_say_what_is_wrong() -> None:
+    with pytest.raises(WindowError, match="set both window_start and window_end"):
+        resolve_window({}, {"window_start": "2026-01-01T10:00:00Z"}, period=HOUR)
+    with pytest.raises(WindowError, match="'yesterday' is not an ISO-8601 timestamp"):
+        resolve_window({}, {"window_start": "yesterday", "window_end": "today"}, period=HOUR)
+    with pytest.raises(WindowError, match="is not after its start"):
+        Window.of("2026-01-01T11:00:00Z", "2026-01-01T10:00:00Z")
+    assert iso("2026-01-01T11:00:00+02:00") == "2026-01-01T09:00:00+00:00"
+
+
+def _report(status: str = "ok", drifted: tuple[str, ...] = ("petal_length",)) -> dict:
+    features = [
+        {"feature": "petal_length", "test": "ks", "statistic": 0.4, "p_value": 0.001,
+         "p_value_adjusted": 0.004, "effect_size": 0.4, "drifted": True},
+        {"feature": "sepal_width", "test": "ks", "statistic": 0.12, "p_value": 0.01,
+         "p_value_adjusted": 0.04, "effect_size": 0.12, "drifted": True},
+        {"feature": "sepal_length", "test": "ks", "statistic": 0.05, "p_value": 0.5,
+         "p_value_adjusted": 1.0, "effect_size": 0.05, "drifted": False},
+    ]
+    return {"status": status, "dataset_drift": bool(drifted), "drifted_features": list(drifted),
+            "features": features, "window": {"rows": 120},
+            "thresholds": {"p_value": 0.05, "min_effect": 0.1, "min_rows": 50},
+            "model": {"name": "iris-classifier", "version": "1"}}
+
+
+def test_verdict_is_the_servers_unless_thresholds_are_overridden() -> None:
+    report = _report(drifted=("petal_length", "sepal_width"))
+    assert decisions.drift_verdict(report)["drifted_features"] == ["petal_length",
+                                                                   "sepal_width"]
+    stricter = decisions.drift_verdict(report, p_value=0.01)
+    assert stricter["drifted_features"] == ["petal_length"]
+    assert stricter["thresholds"]["p_value"] == 0.01 and stricter["thresholds"]["overridden"]
+    none = decisions.drift_verdict(report, min_effect=0.5)
+    assert none["dataset_drift"] is False and none["drifted_features"] == []
+    insufficient = decisions.drift_verdict(_report(status="insufficient_data", drifted=()),
+                                           p_value=0.5)
+    assert insufficient["dataset_drift"] is False
+
+
+VALID = {"validated": True, "success": True}
+ENOUGH = {"rows": 120, "enough": True}
+
+
+@pytest.mark.parametrize(("verdict", "rows", "validation", "force", "target", "why"), [
+    (_report(), ENOUGH, VALID, False, "retrain_parameters", "drift in petal_length"),
+    (_report(drifted=()), ENOUGH, VALID, False, "no_retrain", "no drift"),
+    (_report(status="insufficient_data", drifted=()), {"rows": 3, "enough": False},
+     {"validated": False}, False, "no_retrain", "insufficient data"),
+    (_report(), {"rows": 3, "enough": False}, VALID, False, "no_retrain", "insufficient"),
+    (_report(), ENOUGH, {"validated": False}, False, "no_retrain", "not validated"),
+    (_report(drifted=()), ENOUGH, VALID, True, "retrain_parameters", "forced"),
+])
+def test_branch(verdict: dict, rows: dict, validation: dict, force: bool, target: str,
+                why: str) -> None:
+    verdict = decisions.drift_verdict(verdict)
+    chosen, reason = decisions.decide(verdict, rows, validation, force=force)
+    assert chosen == target
+    assert why in reason
+
+
+def test_retrain_parameters_are_typed_and_default_to_the_served_model() -> None:
+    window = {"start": "2026-01-01T10:00:00+00:00", "end": "2026-01-01T11:00:00+00:00"}
+    params = decisions.retrain_parameters(
+        window=window, reason="drift", airflow_run_id="scheduled__x",
+        model_name="iris-classifier", deploy_target="local",
+        params={"gate_min_value": 0.9, "min_fresh_rows": 10, "model_name": ""})
+    assert params["model_name"] == "iris-classifier"
+    assert params["min_value"] == 0.9 and isinstance(params["min_value"], float)
+    assert params["max_regression"] == -1.0
+    assert params["min_fresh_rows"] == 10 and isinstance(params["min_fresh_rows"], int)
+    assert (params["window_start"], params["window_end"]) == (window["start"], window["end"])
+    assert (params["trigger"], params["airflow_run_id"]) == ("drift", "scheduled__x")
+    override = decisions.retrain_parameters(
+        window=window, reason="schedule", airflow_run_id="r", model_name="iris-classifier",
+        deploy_target="local", params={"model_name": "other", "deploy_target": "none"})
+    assert (override["model_name"], override["deploy_target"]) == ("other", "none")
+
+
+def test_metrics_are_parsed_with_prometheus_clients_parser() -> None:
+    text = "\n".join([
+        "# HELP driftloop_predictions_total Rows served.",
+        "# TYPE driftloop_predictions_total counter",
+        'driftloop_predictions_total{model_version="1"} 42.0',
+        "# HELP driftloop_latency_seconds Latency.",
+        "# TYPE driftloop_latency_seconds histogram",
+        'driftloop_latency_seconds_bucket{le="0.1"} 3.0',
+        'driftloop_latency_seconds_bucket{le="+Inf"} 4.0',
+        "driftloop_latency_seconds_count 4.0",
+        "driftloop_latency_seconds_sum 0.2",
+        "# HELP python_gc_objects_collected_total GC.",
+        "# TYPE python_gc_objects_collected_total counter",
+        'python_gc_objects_collected_total{generation="0"} 1.0',
+        ""])
+    families = parse_metrics(text)
+    assert set(families) == {"driftloop_predictions", "driftloop_latency_seconds"}
+    assert decisions.metrics_summary(families) == {
+        "driftloop_predictions_total{model_version=1}": 42.0,
+        "driftloop_latency_seconds_count": 4.0,
+        "driftloop_latency_seconds_sum": 0.2,
+    }
+
+
+def test_window_verdict_waits_only_while_rows_can_still_arrive() -> None:
+    end = "2026-01-01T11:00:00+00:00"
+    before_end = datetime(2026, 1, 1, 10, 59, tzinfo=UTC).timestamp()
+    settled = datetime(2026, 1, 1, 11, 0, 6, tzinfo=UTC).timestamp()
+    assert window_verdict(60, 50, end, 5, before_end)["enough"] is True
+    assert window_verdict(10, 50, end, 5, before_end) is None
+    assert window_verdict(10, 50, end, 5, settled - 2) is None  # flush grace
+    assert window_verdict(10, 50, end, 5, settled) == {
+        "status": "ok", "rows": 10, "enough": False, "min_rows": 50}
