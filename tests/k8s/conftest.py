@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from driftloop import naming
 from driftloop.settings import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
@@ -31,20 +32,8 @@ KUBECTL = BIN / "kubectl"
 POD_KINDS = ("Deployment", "StatefulSet", "Job", "DaemonSet")
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """A shell ``KEY=VALUE`` file (comments and blank lines skipped) as a dict."""
-    out: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        assert sep, f"{path}: {raw!r} is not KEY=VALUE"
-        out[key.strip()] = value.strip().strip('"')
-    return out
-
-
-VERSIONS = read_env_file(K8S / "versions.env")
+#: k8s/versions.env (a KEY=VALUE file like docker/images.env, read by the same parser).
+VERSIONS = naming.images(K8S / "versions.env")
 #: Kubernetes version the schemas are checked against (Minikube starts this one).
 K8S_SCHEMA_VERSION = VERSIONS["KUBERNETES_VERSION"].lstrip("v")
 
