@@ -5,9 +5,9 @@
 # (image names and tags: docker/images.env)
 #
 # The `pipelines` extra carries kfp==2.17.0 with kubernetes 36.x (the uv override in
-# pyproject.toml, as in the dev environment). KFP's lightweight components run
-# `python3 -m pip install kfp==...` before the step: the venv is seeded with pip so that the
-# already-installed SDK satisfies it without a download.
+# pyproject.toml, as in the dev environment). driftloop's components are built with
+# install_kfp_package=False and no packages_to_install, so each step runs on exactly this
+# venv (`python3` on PATH); pip is seeded anyway for components that do install packages.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
