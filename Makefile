@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: help env test lint demo mlflow-ui clean reset
+.PHONY: help env test lint demo mlflow-ui clean reset up down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -50,6 +50,12 @@ demo: env ## bootstrap a champion into the local MLflow store and show it
 mlflow-ui: env ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \
 	  --backend-store-uri sqlite:///$(CURDIR)/.driftloop/mlflow.db --port 5000
+
+up: env ## start MLflow UI, the server and Airflow (standalone) locally; prints URLs + login
+	scripts/local-up.sh
+
+down: ## stop everything `make up` started
+	scripts/local-down.sh
 
 reset: ## forget the local state (.driftloop/: MLflow store, prediction log, reports)
 	rm -rf .driftloop

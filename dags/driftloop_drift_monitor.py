@@ -61,6 +61,7 @@ thresholds), `min_rows`, window override, gate thresholds.
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=False,
     dagrun_timeout=timedelta(hours=3),
     default_args=default_args(),
     tags=[*DAG_TAGS, "drift"],

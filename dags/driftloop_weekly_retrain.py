@@ -28,6 +28,10 @@ passes the spec's gate against the champion.
 It ignores the drift monitor's cooldown period, but never starts while a retrain is
 running (that run is skipped, with the running run named). It shares the one-slot
 `driftloop_retrain` pool with the drift monitor's submissions.
+
+It is **created paused** (a forced retrain should not start the moment Airflow first parses
+this file): unpause it in the UI or with `airflow dags unpause driftloop_weekly_retrain`;
+it then runs once for the last complete week and every Sunday 00:00 UTC after that.
 """
 
 
@@ -38,6 +42,7 @@ running (that run is skipped, with the running run named). It shares the one-slo
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=True,
     dagrun_timeout=timedelta(hours=4),
     default_args=default_args(),
     tags=[*DAG_TAGS, "retrain"],

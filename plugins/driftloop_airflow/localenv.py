@@ -18,6 +18,7 @@ ADMIN_USER = "admin"
 
 
 def airflow_environ(home: Path, *, sql_alchemy_conn: str | None = None, api_port: int = 8080,
+                    log_ports: tuple[int, int] = (8793, 8794),
                     admin_user: str = ADMIN_USER) -> dict[str, str]:
     """Airflow settings for driftloop's local shape: our DAGs and plugins, no examples,
     SQLite in ``home`` unless a database URL is given, SimpleAuthManager with one admin."""
@@ -34,8 +35,9 @@ def airflow_environ(home: Path, *, sql_alchemy_conn: str | None = None, api_port
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{admin_user}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        # New DAGs run on their schedule as soon as they are parsed (catchup stays off).
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # The worker's and the triggerer's log servers: two local Airflows must not collide.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_ports[0]),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(log_ports[1]),
     }
 
 
@@ -68,3 +70,38 @@ def local_kfp_connection(*, state_dir: Path, python: str | None = None,
     if pipeline_root:
         extra["pipeline_root"] = str(pipeline_root)
     return {"conn_type": "generic", "extra": extra}
+
+
+def shell_exports(argv: list[str] | None = None) -> str:
+    """``export`` lines for scripts/local-up.sh: the same environment the tests use."""
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="python -m driftloop_airflow.localenv")
+    parser.add_argument("--home", type=Path, required=True, help="AIRFLOW_HOME")
+    parser.add_argument("--state-dir", type=Path, required=True, help="DRIFTLOOP_STATE_DIR")
+    parser.add_argument("--api-port", type=int, default=8080)
+    parser.add_argument("--log-ports", type=int, nargs=2, default=(8793, 8794),
+                        metavar=("WORKER", "TRIGGERER"))
+    parser.add_argument("--db-url", default=None, help="metadata DB (default: SQLite)")
+    parser.add_argument("--server-url", required=True, help="the driftloop server")
+    parser.add_argument("--token", default=None, help="the server's admin token")
+    parser.add_argument("--python", default=None, help="interpreter of the local KFP runner")
+    args = parser.parse_args(argv)
+    state = args.state_dir.resolve()
+    pipeline_env = {"DRIFTLOOP_STATE_DIR": str(state), "DRIFTLOOP_SERVER_URL": args.server_url}
+    if args.token:
+        pipeline_env["DRIFTLOOP_ADMIN_TOKEN"] = args.token
+    env = {
+        **airflow_environ(args.home, sql_alchemy_conn=args.db_url, api_port=args.api_port,
+                          log_ports=tuple(args.log_ports)),
+        **connections_environ(server_url=args.server_url, serving_token=args.token,
+                              kfp=local_kfp_connection(state_dir=state, python=args.python,
+                                                       env=pipeline_env)),
+        "DRIFTLOOP_STATE_DIR": str(state),
+    }
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in env.items())
+
+
+if __name__ == "__main__":
+    print(shell_exports())
