@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from driftloop.errors import DriftloopError
 from driftloop.settings import Settings
 
@@ -75,6 +77,28 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    # The web stack is imported here only: the core library stays free of it.
+    try:
+        from serving.run import serve
+    except ImportError as exc:
+        raise DriftloopError(f"serving needs the `serving` extra ({exc.name} is missing): "
+                             "install driftloop[serving]") from None
+
+    overrides: dict[str, Any] = {}
+    for field in ("spec", "host", "port", "model_version"):
+        value = getattr(args, field, None)
+        if value is not None:
+            overrides["spec_path" if field == "spec" else field] = value
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DriftloopError(f"invalid serving settings: {problems}") from None
+    serve(settings, log_level=args.log_level, access_log=args.access_log)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftloop", description="Serve a model, watch its inputs drift, retrain it.",
@@ -92,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="a version number instead of the champion")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("serve", help="serve the champion over HTTP (FastAPI under uvicorn)")
+    p.add_argument("--spec", help="model spec YAML (names the model)")
+    p.add_argument("--host", help="bind address (default: DRIFTLOOP_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: DRIFTLOOP_PORT or 8000)")
+    p.add_argument("--model-version", dest="model_version",
+                   help="serve this version instead of the champion (DRIFTLOOP_MODEL_VERSION)")
+    p.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--access-log", action="store_true",
+                   help="log every request (off by default: it costs throughput)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

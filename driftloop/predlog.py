@@ -27,9 +27,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,10 @@ feedback = Table(
     # Live accuracy: "the latest N labels of model M".
     Index("ix_feedback_model_ts", "model_name", "ts"),
 )
+
+#: Column order of the row tuples :func:`rows_for` builds and :meth:`write_rows` inserts.
+INSERT_COLUMNS = ("ts", "request_id", "model_name", "model_version", "num", "cat",
+                  "prediction", "proba")
 
 #: Rows per ``IN (...)`` lookup: far under every backend's bound-parameter limit.
 _LOOKUP_CHUNK = 500
@@ -220,6 +225,9 @@ class PredictionLog:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(self.url, **kwargs)
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_sql = (f"INSERT INTO predictions ({', '.join(INSERT_COLUMNS)}) "
+                            f"VALUES ({', '.join([mark] * len(INSERT_COLUMNS))})")
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
@@ -237,12 +245,16 @@ class PredictionLog:
         self.engine.dispose()
 
     # --- writes -------------------------------------------------------------------------
-    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows (dicts with the ``predictions`` columns) in one transaction."""
+    def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows (tuples in :data:`INSERT_COLUMNS` order) in one transaction.
+
+        A driver-level ``executemany``: SQLAlchemy's per-row parameter processing would cost
+        more than the rest of the write.
+        """
         if not rows:
             return
         with self.engine.begin() as conn:
-            conn.execute(predictions.insert(), list(rows))
+            conn.exec_driver_sql(self._insert_sql, list(rows))
 
     def served(self, request_ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
         """request_id -> (model_name, model_version, prediction) for the ids that exist."""
@@ -385,7 +397,7 @@ class PredictionLog:
     def interval_rows(self, model_name: str | None, start: datetime | str | int,
                       end: datetime | str | int, *, limit: int, offset: int,
                       numeric: Sequence[str], categorical: Sequence[str]
-                      ) -> tuple[list[dict[str, Any]], int]:
+                      ) -> tuple[list[tuple[Any, ...]], int]:
         """One page of an interval's rows (ts order), each with its feedback label or None."""
         where = self._interval(model_name, start, end)
         stmt = (select(predictions.c.ts, predictions.c.request_id, predictions.c.model_version,
@@ -398,7 +410,7 @@ class PredictionLog:
         total = self.count(model_name, start, end)
         with self.engine.connect() as conn:
             found = conn.execute(stmt).all()
-        out: list[dict[str, Any]] = []
+        out: list[tuple[Any, ...]] = []
         for ts, rid, version, num, cat, pred, label in found:
             row: dict[str, Any] = {"ts": from_micros(ts).isoformat(), "request_id": rid,
                                    "model_version": version}
@@ -483,7 +495,7 @@ class LogWriter:
         self.batch_rows = batch_rows
         self.queue_max_rows = queue_max_rows
         self._on_dropped = on_dropped
-        self._entries: deque[tuple[int, int, Callable[[], list[dict[str, Any]]]]] = deque()
+        self._entries: deque[tuple[int, int, Callable[[], list[tuple[Any, ...]]]]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._written_cond = threading.Condition()
@@ -496,7 +508,7 @@ class LogWriter:
         self.written_rows = 0
         self.failed_writes = 0
 
-    def submit(self, n_rows: int, build: Callable[[], list[dict[str, Any]]]) -> bool:
+    def submit(self, n_rows: int, build: Callable[[], list[tuple[Any, ...]]]) -> bool:
         """Queue ``n_rows`` rows that ``build()`` turns into column dicts; False (and
         counted as dropped) when the queue is full.
 
@@ -527,7 +539,7 @@ class LogWriter:
                                             daemon=True)
             self._thread.start()
 
-    def _take(self) -> tuple[int, list[dict[str, Any]]]:
+    def _take(self) -> tuple[int, list[tuple[Any, ...]]]:
         builders = []
         taken = 0
         last_seq = 0
@@ -537,7 +549,7 @@ class LogWriter:
                 builders.append(build)
                 taken += n_rows
                 last_seq = seq
-        batch: list[dict[str, Any]] = []
+        batch: list[tuple[Any, ...]] = []
         for build in builders:
             try:
                 batch.extend(build())
@@ -549,7 +561,7 @@ class LogWriter:
                 self.dropped_rows += taken - len(batch)
         return last_seq, batch
 
-    def _put_back(self, seq: int, batch: list[dict[str, Any]]) -> None:
+    def _put_back(self, seq: int, batch: list[tuple[Any, ...]]) -> None:
         with self._lock:
             self._entries.appendleft((seq, len(batch), lambda: batch))
 
@@ -627,20 +639,27 @@ class LogWriter:
         return left
 
 
-def rows_for(ts: int, request_ids: Iterable[str], model_name: str, model_version: str,
+@lru_cache(maxsize=64)
+def _proba_template(labels: tuple[str, ...]) -> str:
+    """``{"setosa": %r, ...}``: JSON for finite floats (``repr`` is valid JSON), ~4x faster
+    than ``json.dumps`` per row."""
+    items = ", ".join(f"{json.dumps(label)}: %r" for label in
+                      (lb.replace("%", "%%") for lb in labels))
+    return "{" + items + "}"
+
+
+def rows_for(ts: int, request_ids: Sequence[str], model_name: str, model_version: str,
              numeric: np.ndarray, categorical: np.ndarray | None, predictions_: Sequence[str],
-             probabilities: np.ndarray, labels: Sequence[str]) -> list[dict[str, Any]]:
-    """Column dicts for served rows (numeric features packed as float64)."""
+             probabilities: np.ndarray, labels: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Row tuples (:data:`INSERT_COLUMNS`) for served rows; numeric features packed as
+    little-endian float64, probabilities as a JSON object."""
     num = np.ascontiguousarray(numeric, dtype="<f8")
+    template = _proba_template(tuple(labels))
+    plist = np.asarray(probabilities, dtype=np.float64).tolist()
+    with_cats = categorical is not None and categorical.shape[1] > 0
     out = []
     for i, rid in enumerate(request_ids):
-        cat = None
-        if categorical is not None and categorical.shape[1]:
-            cat = json.dumps([str(v) for v in categorical[i]])
-        out.append({
-            "ts": ts, "request_id": rid, "model_name": model_name,
-            "model_version": model_version, "num": num[i].tobytes(), "cat": cat,
-            "prediction": predictions_[i],
-            "proba": json.dumps(dict(zip(labels, probabilities[i].tolist(), strict=True))),
-        })
+        cat = json.dumps([str(v) for v in categorical[i]]) if with_cats else None
+        out.append((ts, rid, model_name, model_version, num[i].tobytes(), cat,
+                    predictions_[i], template % tuple(plist[i])))
     return out

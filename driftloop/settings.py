@@ -97,15 +97,20 @@ class Settings(BaseSettings):
     )
     drift_min_effect: float = Field(
         default=0.1, ge=0, le=1,
-        description="Effect-size floor: a feature drifts only if its KS statistic (or "
-        "Cramer's V for categoricals) is at least this, so huge windows do not flag "
-        "negligible shifts.",
+        description="Effect-size floor: a feature drifts only if its KS statistic (or, for "
+        "categoricals, the total variation distance of category frequencies) is at least "
+        "this, so huge windows do not flag negligible shifts.",
     )
     drift_min_rows: int = Field(
         default=50, ge=1, description="Windows smaller than this report insufficient_data."
     )
     drift_window_rows: int = Field(
         default=1000, ge=1, description="Default window: the most recent N logged rows."
+    )
+    drift_max_window_rows: int = Field(
+        default=200_000, ge=100,
+        description="Most rows one drift evaluation reads: an interval with more is tested on "
+        "an even sample of this many (bounds the server's memory and time per request).",
     )
     reference_max_rows: int = Field(
         default=100_000, ge=10, description="Cap on the training reference sample."

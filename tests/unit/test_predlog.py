@@ -196,7 +196,7 @@ def test_writer_flush_waits_for_rows_and_full_queue_drops_and_counts(tmp_path: P
     writer = LogWriter(log, flush_interval=1.0, batch_rows=10_000, queue_max_rows=5,
                        on_dropped=dropped.append)
 
-    def build(rid: str) -> list[dict]:
+    def build(rid: str) -> list[tuple]:
         return rows_for(to_micros(T0), [rid], "m", "1", np.zeros((1, 4)), None, ["setosa"],
                         np.array([[1.0, 0, 0]]), LABELS)
 

@@ -1,0 +1,114 @@
+"""Prometheus metrics (``driftloop_*``), one registry per app so tests can build several."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+#: Paths that get their own ``endpoint`` label; anything else is ``other`` (bounded labels).
+ENDPOINTS = ("/predict", "/feedback", "/health", "/ready", "/metrics", "/model",
+             "/model/expectations", "/drift/status", "/drift/window", "/admin/reload",
+             "/docs", "/openapi.json")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("driftloop_requests", "HTTP requests by endpoint and status.",
+                                ["endpoint", "method", "status"], registry=r)
+        self.latency = Histogram("driftloop_request_duration_seconds",
+                                 "Request latency by endpoint.", ["endpoint"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.predictions = Counter("driftloop_predictions", "Served rows by predicted class.",
+                                   ["label"], registry=r)
+        self.model = Info("driftloop_model", "The model being served.", registry=r)
+        self.reloads = Counter("driftloop_model_reloads", "Model reloads by result.",
+                               ["result"], registry=r)
+        self.unknown_categories = Counter(
+            "driftloop_unknown_categories", "Served values of categorical features that the "
+            "reference never saw.", ["feature"], registry=r)
+        self.drift_statistic = Gauge("driftloop_drift_statistic",
+                                     "Per-feature test statistic of the last evaluation.",
+                                     ["feature", "test"], registry=r)
+        self.drift_p_value = Gauge("driftloop_drift_p_value",
+                                   "Per-feature p-value (uncorrected) of the last evaluation.",
+                                   ["feature"], registry=r)
+        self.drift_p_value_adjusted = Gauge(
+            "driftloop_drift_p_value_adjusted",
+            "Per-feature p-value after the multiple-testing correction.", ["feature"],
+            registry=r)
+        self.drift_feature = Gauge("driftloop_drift_feature_drifted",
+                                   "1 if the feature drifted in the last evaluation.",
+                                   ["feature"], registry=r)
+        self.dataset_drift = Gauge("driftloop_dataset_drift",
+                                   "1 if the last evaluation found dataset drift, 0 if not, "
+                                   "-1 before any evaluation or with insufficient data.",
+                                   registry=r)
+        self.drift_window_rows = Gauge("driftloop_drift_window_rows",
+                                       "Rows in the last evaluated window.", registry=r)
+        self.drift_evaluated_at = Gauge("driftloop_drift_last_evaluation_timestamp_seconds",
+                                        "When drift was last evaluated.", registry=r)
+        self.live_accuracy = Gauge("driftloop_live_accuracy",
+                                   "Accuracy over the latest labeled predictions (feedback); "
+                                   "NaN without feedback.", registry=r)
+        self.live_labeled = Gauge("driftloop_live_labeled_rows",
+                                  "Labeled predictions behind driftloop_live_accuracy.",
+                                  registry=r)
+        self.feedback = Counter("driftloop_feedback", "Labels recorded by this replica, by "
+                                "whether the served prediction was right.", ["outcome"],
+                                registry=r)
+        self.log_queue = Gauge("driftloop_predlog_queue_rows",
+                               "Served rows waiting to be written to the prediction log.",
+                               registry=r)
+        self.log_dropped = Counter("driftloop_predlog_dropped_rows",
+                                   "Rows dropped because the log queue was full.", registry=r)
+        self.log_written = Gauge("driftloop_predlog_written_rows",
+                                 "Rows this replica wrote to the prediction log.", registry=r)
+        self.log_failed_writes = Gauge("driftloop_predlog_failed_writes",
+                                       "Log writes that failed and were retried.", registry=r)
+        self.dataset_drift.set(-1)
+        self.live_accuracy.set(math.nan)
+        # Children bound once: .labels() costs a lock and a dict lookup per call.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        key = (endpoint, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(endpoint, method, str(status)),
+                        self.latency.labels(endpoint))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def prediction_counters(self, labels: Sequence[str]) -> list[Any]:
+        return [self.predictions.labels(label) for label in labels]
+
+    def set_model(self, info: dict[str, str]) -> None:
+        self.model.info(info)
+        self.clear_drift()
+
+    def clear_drift(self) -> None:
+        for gauge in (self.drift_statistic, self.drift_p_value, self.drift_p_value_adjusted,
+                      self.drift_feature):
+            gauge.clear()
+        self.dataset_drift.set(-1)
+
+    def set_drift(self, report: dict[str, Any], evaluated_at: float) -> None:
+        self.clear_drift()
+        self.drift_window_rows.set(report["window"]["rows"])
+        self.drift_evaluated_at.set(evaluated_at)
+        if report["status"] != "ok":
+            return
+        for f in report["features"]:
+            self.drift_statistic.labels(f["feature"], f["test"]).set(f["statistic"])
+            self.drift_p_value.labels(f["feature"]).set(f["p_value"])
+            self.drift_p_value_adjusted.labels(f["feature"]).set(f["p_value_adjusted"])
+            self.drift_feature.labels(f["feature"]).set(int(f["drifted"]))
+        self.dataset_drift.set(int(report["dataset_drift"]))

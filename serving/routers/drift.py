@@ -1,0 +1,126 @@
+"""``GET /drift/status`` and ``GET /drift/window``: drift and data of live traffic.
+
+Both read the prediction log, never this process's memory: every replica answers the same,
+a restart forgets nothing, and a past interval can be evaluated again (Airflow asks for each
+data interval and for backfills).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from driftloop.drift import Thresholds
+from driftloop.predlog import from_micros
+from serving.deps import CurrentModel, State
+from serving.inputs import InputError
+from serving.schemas import DriftStatus, WindowPage, errors
+from serving.served import ServedModel
+from serving.state import AppState
+
+router = APIRouter(tags=["drift"])
+
+#: Rows per /drift/window page at most.
+PAGE_MAX_ROWS = 10_000
+
+Start = Annotated[datetime | None, Query(
+    description="Interval start (ISO-8601, inclusive; naive means UTC).")]
+End = Annotated[datetime | None, Query(
+    description="Interval end (ISO-8601, exclusive; naive means UTC).")]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _interval(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime] | None:
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise InputError("give both 'start' and 'end' (an interval), or neither (the latest "
+                         "rows)")
+    start, end = _utc(start), _utc(end)
+    if start >= end:
+        raise InputError(f"'start' ({start.isoformat()}) must be before 'end' "
+                         f"({end.isoformat()})")
+    return start, end
+
+
+@router.get("/drift/status", response_model=DriftStatus, responses=errors(422, 503),
+            summary="Drift of live inputs against the training reference")
+async def drift_status(
+    model: CurrentModel, state: State, start: Start = None, end: End = None,
+    rows: Annotated[int | None, Query(
+        ge=1, le=1_000_000,
+        description="Latest-rows mode: window size (default DRIFTLOOP_DRIFT_WINDOW_ROWS).")
+    ] = None,
+) -> dict:
+    """Per feature the test, statistic, p-value (raw and corrected), effect size and verdict;
+    the dataset verdict; the window; the reference; the thresholds.
+
+    With ``start`` and ``end``: exactly the rows logged in ``[start, end)`` (an even sample
+    when there are more than DRIFTLOOP_DRIFT_MAX_WINDOW_ROWS). Without: the most recent rows.
+    Under DRIFTLOOP_DRIFT_MIN_ROWS rows the status is ``insufficient_data``.
+    """
+    interval = _interval(start, end)
+    if interval is not None and rows is not None:
+        raise InputError("'rows' selects the latest rows; it cannot be combined with "
+                         "'start'/'end'")
+    report = await run_in_threadpool(evaluate, state, model, interval, rows)
+    state.metrics.set_drift(report, time.time())
+    return report
+
+
+def evaluate(state: AppState, model: ServedModel, interval: tuple[datetime, datetime] | None,
+             rows: int | None) -> dict[str, Any]:
+    """The drift report of a window (runs in a worker thread: it reads the database)."""
+    s = state.settings
+    k, m = len(model.numeric), len(model.categorical)
+    if interval is not None:
+        window = state.log.interval_window(model.name, interval[0], interval[1], k, m,
+                                           max_rows=s.drift_max_window_rows)
+        bounds = {"mode": "interval", "start": interval[0], "end": interval[1]}
+    else:
+        window = state.log.latest_window(model.name, min(rows or s.drift_window_rows,
+                                                         s.drift_max_window_rows), k, m)
+        bounds = {"mode": "latest",
+                  "start": None if window.first_ts is None else from_micros(window.first_ts),
+                  "end": None if window.last_ts is None else from_micros(window.last_ts)}
+    thresholds = Thresholds.from_settings(s)
+    result = model.reference.evaluate(window.numeric, window.categorical, thresholds)
+    report = result.as_dict()
+    report["window"] = {**bounds, "rows": window.rows, "rows_total": window.total_rows,
+                        "sampled": window.sampled}
+    report["reference"] = {"model_version": model.version, "rows": model.reference.rows}
+    report["model"] = {"name": model.name, "version": model.version}
+    report["message"] = None
+    if result.status == "insufficient_data":
+        report["message"] = (f"{window.rows} row(s) in the window, fewer than the minimum of "
+                             f"{thresholds.min_rows} (DRIFTLOOP_DRIFT_MIN_ROWS)")
+    return report
+
+
+@router.get("/drift/window", response_model=WindowPage, responses=errors(422, 503),
+            summary="The logged rows of an interval, paginated")
+async def drift_window(
+    model: CurrentModel, state: State,
+    start: Annotated[datetime, Query(description="Interval start (ISO-8601, inclusive).")],
+    end: Annotated[datetime, Query(description="Interval end (ISO-8601, exclusive).")],
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX_ROWS)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
+) -> dict:
+    """Rows in ``[start, end)`` in time order, each with its features by name, prediction
+    and feedback label (null without one); Airflow validates them with Great Expectations.
+    Follow ``next_offset`` until it is null."""
+    interval = _interval(start, end)
+    assert interval is not None
+    page, total = await run_in_threadpool(
+        state.log.interval_rows, model.name, interval[0], interval[1], limit=limit,
+        offset=offset, numeric=model.numeric, categorical=model.categorical)
+    following = offset + len(page)
+    return {"rows": page, "total": total, "offset": offset, "limit": limit,
+            "next_offset": following if following < total and page else None}

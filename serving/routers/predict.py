@@ -1,0 +1,113 @@
+"""``POST /predict``: one row or a batch; every served row goes to the prediction log.
+
+This is the hot path, so it is written as one function from body bytes to ``(status, JSON
+bytes)``: pydantic-core validates the body in one ``model_validate_json`` call, the answer is
+serialized once, and bad input becomes its 4xx answer right here. The route below documents
+it (the OpenAPI request and response schemas are exactly what it accepts and returns) and
+serves it through FastAPI; :class:`serving.middleware.ServingMiddleware` calls the same
+function directly for ``POST /predict``, skipping routing, dependency solving and two
+exception layers that cost more than the model itself (benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from functools import partial
+
+import numpy as np
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+
+from driftloop.predlog import now_micros, rows_for
+from serving.errors import validation_message
+from serving.inputs import InputError, rows_of, to_arrays, unknown_categories
+from serving.schemas import PredictRequest, PredictResponse, errors
+from serving.state import AppState
+
+router = APIRouter(tags=["predict"])
+log = logging.getLogger(__name__)
+
+_REQUEST_SCHEMA = PredictRequest.model_json_schema()
+_NOT_READY = json.dumps({"detail": "no model loaded yet (the server is starting or its first "
+                                   "load failed; see GET /ready)"}).encode()
+
+
+def _new_ids(n: int) -> list[str]:
+    """Random 128-bit ids (hex): unique across replicas without coordination."""
+    raw = os.urandom(16 * n).hex()
+    return [raw[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+def _error(status: int, detail: str) -> tuple[int, bytes]:
+    return status, json.dumps({"detail": detail}).encode()
+
+
+def predict_bytes(state: AppState, body: bytes) -> tuple[int, bytes]:
+    """The whole of ``POST /predict``: body bytes in, ``(status, JSON body)`` out."""
+    started = time.perf_counter()
+    model = state.holder.current  # one read: this request uses this model to the end
+    if model is None:
+        return 503, _NOT_READY
+    try:
+        request = PredictRequest.model_validate_json(body)
+    except ValidationError as exc:
+        return _error(*validation_message(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]))
+    try:
+        form, rows = rows_of(request.features, request.instances, request.records,
+                             state.settings.max_batch_rows)
+        numeric, categorical = to_arrays(model, form, rows)
+        proba = np.asarray(model.predict_proba(numeric, categorical), dtype=np.float64)
+        n = len(rows)
+        if proba.shape != (n, len(model.labels)) or not np.isfinite(proba).all():
+            raise InputError("the model returned no valid probabilities for these inputs "
+                             "(values far outside the training range?)")
+    except InputError as exc:
+        return _error(exc.status, str(exc))
+    best = proba.argmax(axis=1)
+    labels = model.label_array[best].tolist()
+    ids = _new_ids(n)
+    state.writer.submit(n, partial(rows_for, now_micros(), ids, model.name, model.version,
+                                   numeric, categorical if model.categorical else None,
+                                   labels, proba, model.labels))
+    if n == 1:
+        model.counters[best[0]].inc()
+    else:
+        for index, count in enumerate(np.bincount(best, minlength=len(model.labels))):
+            if count:
+                model.counters[index].inc(int(count))
+    if model.categorical:
+        for feature, count in unknown_categories(model, categorical).items():
+            state.metrics.unknown_categories.labels(feature).inc(count)
+    names = model.labels
+    plist = proba.tolist()
+    answer = {
+        "model": {"name": model.name, "version": model.version},
+        "predictions": [{"request_id": ids[i], "label": labels[i],
+                         "probabilities": dict(zip(names, plist[i], strict=True))}
+                        for i in range(n)],
+        "latency_ms": (time.perf_counter() - started) * 1000.0,
+    }
+    return 200, json.dumps(answer).encode()
+
+
+@router.post(
+    "/predict", response_model=PredictResponse, responses=errors(400, 413, 422, 503),
+    summary="Predict one row or a batch",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": _REQUEST_SCHEMA}}}},
+)
+async def predict(request: Request) -> Response:
+    """Class and probabilities per row, each with a ``request_id`` for ``POST /feedback``.
+
+    Exactly one of ``features`` (one positional row), ``instances`` (positional rows) or
+    ``records`` (rows by feature name); positional rows follow ``GET /model``'s feature
+    order. Rows are validated as a whole: one bad row rejects the call and nothing of it is
+    logged. Unknown categories are accepted and counted
+    (``driftloop_unknown_categories_total``).
+    """
+    status, payload = predict_bytes(request.app.state.driftloop, await request.body())
+    return Response(payload, status_code=status, media_type="application/json")

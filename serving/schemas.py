@@ -1,0 +1,169 @@
+"""Request and response bodies: the generated OpenAPI is the serving contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictStr
+
+from driftloop.drift import FeatureDrift
+
+#: One feature value: a number for numeric features, a string for categorical ones.
+Value = StrictFloat | StrictStr
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What was wrong, in one line.")
+
+
+class PredictRequest(_Body):
+    """Exactly one of ``features`` (one positional row), ``instances`` (positional rows) or
+    ``records`` (rows by feature name). Positional rows follow ``GET /model``'s feature
+    order: numeric features first, then categorical ones."""
+
+    features: list[Value] | None = Field(
+        default=None, description="One row, positional.", examples=[[5.1, 3.5, 1.4, 0.2]])
+    instances: list[list[Value]] | None = Field(
+        default=None, description="A batch of positional rows.",
+        examples=[[[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]])
+    records: list[dict[str, Value]] | None = Field(
+        default=None, description="A batch of rows by feature name.",
+        examples=[[{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4,
+                    "petal_width": 0.2}]])
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class RowPrediction(BaseModel):
+    request_id: str = Field(description="Send it back with POST /feedback.")
+    label: str
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    model: ModelRef
+    predictions: list[RowPrediction]
+    latency_ms: float = Field(description="Server time for this call, in milliseconds.")
+
+
+class FeedbackItem(_Body):
+    request_id: StrictStr = Field(min_length=1, max_length=64)
+    label: StrictStr = Field(min_length=1, max_length=200)
+
+
+class FeedbackRequest(_Body):
+    """Either one ``request_id`` + ``label``, or ``labels``: a list of them."""
+
+    request_id: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+    label: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    labels: list[FeedbackItem] | None = None
+
+
+class FeedbackResponse(BaseModel):
+    recorded: list[str] = Field(description="Request ids whose label was stored now.")
+    already_recorded: list[str] = Field(
+        description="Request ids that had a label already (the first one is kept).")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"]
+    model: ModelRef
+
+
+class FeatureLists(BaseModel):
+    numeric: list[str]
+    categorical: list[str]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    run_id: str | None
+    aliases: list[str] = Field(description="Registry aliases of this version when loaded.")
+    pinned: bool = Field(description="Loaded because DRIFTLOOP_MODEL_VERSION pins it.")
+    inference_form: Literal["onnx", "sklearn"]
+    tags: dict[str, str] = Field(description="Lineage tags of the registered version.")
+    labels: list[str]
+    features: FeatureLists
+    reference_rows: int
+    loaded_at: datetime
+
+
+class WindowInfo(BaseModel):
+    mode: Literal["interval", "latest"]
+    start: datetime | None = Field(description="Interval start, or the oldest row's time.")
+    end: datetime | None = Field(description="Interval end (exclusive), or the newest row's "
+                                 "time.")
+    rows: int = Field(description="Rows tested.")
+    rows_total: int = Field(description="Rows in the window (more than `rows` when sampled).")
+    sampled: bool
+
+
+class ReferenceInfo(BaseModel):
+    model_version: str
+    rows: int
+
+
+class Thresholds(BaseModel):
+    p_value: float
+    min_effect: float
+    min_rows: int
+
+
+class DriftStatus(BaseModel):
+    status: Literal["ok", "insufficient_data"]
+    dataset_drift: bool
+    drifted_features: list[str]
+    features: list[FeatureDrift] = Field(
+        description="Per feature: test (ks|chi2), statistic, p-value (raw and corrected), "
+        "effect size (KS statistic, or total variation distance for categoricals), drifted.")
+    window: WindowInfo
+    reference: ReferenceInfo
+    correction: Literal["bonferroni", "bh"]
+    thresholds: Thresholds
+    model: ModelRef
+    message: str | None = Field(default=None,
+                                description="Why there is no verdict (insufficient_data).")
+
+
+class WindowPage(BaseModel):
+    rows: list[dict[str, Any]] = Field(
+        description="Each: ts, request_id, model_version, the features by name, prediction, "
+        "label (null without feedback).")
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None
+
+
+class ReloadRequest(_Body):
+    version: StrictStr | int | None = Field(
+        default=None, description="A registered version; omitted: the current champion.",
+        examples=["2"])
+
+
+class ReloadResponse(BaseModel):
+    status: Literal["reloaded", "unchanged"]
+    model: ModelInfo
+    previous_version: str | None
+
+
+#: Error responses every route may give (merged into each route's OpenAPI).
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {400: "Malformed request body", 401: "Missing bearer token",
+            403: "Wrong bearer token, or reload disabled", 404: "Not found",
+            413: "Body or batch over the limit", 422: "Invalid input (the detail names it)",
+            503: "No model loaded yet, or the registry is unreachable"}
+    return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}

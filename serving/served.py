@@ -1,0 +1,214 @@
+"""The served model: a registered version prepared once, then swapped in as one object.
+
+Everything a request needs that does not depend on the request is computed here, when the
+model loads: the feature layout, the label array, the sorted drift reference, the prediction
+counters. A request reads ``holder.current`` once and uses that object to the end, so a reload
+in the middle of a request cannot mix two models.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from driftloop.drift import Reference
+from driftloop.errors import DriftloopError, ModelLoadError, RegistryError
+from driftloop.registry import ALIAS_CHAMPION, ModelBundle
+from driftloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Rows of the reference the warm-up prediction runs on.
+WARMUP_ROWS = 8
+
+
+class VersionNotFound(DriftloopError):
+    """The asked version (or the champion alias) does not exist: HTTP 404."""
+
+
+class LoadFailed(DriftloopError):
+    """The version exists but cannot be loaded or warmed: HTTP 422."""
+
+
+class RegistryUnavailable(DriftloopError):
+    """The registry cannot be reached: HTTP 503."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    bundle: ModelBundle
+    pinned: bool
+    reference: Reference
+    labels: tuple[str, ...]
+    label_array: np.ndarray
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    #: feature name -> position in the positional row (numeric first, then categorical).
+    positions: dict[str, int]
+    known_categories: tuple[frozenset[str], ...]
+    loaded_at: datetime
+    #: Bound Prometheus children, one per label (filled by the app).
+    counters: list[Any] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    @property
+    def form(self) -> str:
+        return self.bundle.form
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        return self.bundle.predictor.predict_proba(numeric, categorical)
+
+    def info(self) -> dict[str, Any]:
+        """The body of ``GET /model``."""
+        return {
+            "name": self.name, "version": self.version, "run_id": self.bundle.run_id,
+            "aliases": list(self.bundle.aliases), "pinned": self.pinned,
+            "inference_form": self.form, "tags": dict(self.bundle.tags),
+            "labels": list(self.labels),
+            "features": {"numeric": list(self.numeric), "categorical": list(self.categorical)},
+            "reference_rows": self.reference.rows,
+            "loaded_at": self.loaded_at.isoformat(),
+        }
+
+
+def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
+    """Build the served form of a bundle and prove it answers (the warm-up)."""
+    spec = bundle.spec
+    numeric = tuple(spec.features.numeric)
+    categorical = tuple(spec.features.categorical)
+    frame = bundle.reference
+    missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
+    if missing:
+        raise LoadFailed(f"model {bundle.name} version {bundle.version}: the drift reference "
+                         f"lacks feature column(s) {', '.join(missing)}")
+    try:
+        reference = Reference.from_frame(frame.dropna(subset=list(numeric)), numeric,
+                                         categorical)
+    except (ValueError, TypeError) as exc:
+        raise LoadFailed(f"model {bundle.name} version {bundle.version}: the drift reference "
+                         f"cannot be prepared ({exc})") from None
+    labels = tuple(str(label) for label in bundle.labels)
+    served = ServedModel(
+        bundle=bundle, pinned=pinned, reference=reference, labels=labels,
+        label_array=np.array(labels, dtype=object), numeric=numeric, categorical=categorical,
+        positions={name: i for i, name in enumerate((*numeric, *categorical))},
+        known_categories=tuple(frozenset(cats) for cats, _ in reference.categories),
+        loaded_at=datetime.now(UTC),
+    )
+    warm_up(served)
+    return served
+
+
+def warm_up(served: ServedModel) -> None:
+    """One prediction on reference rows: a model that cannot answer is never swapped in."""
+    rows = served.bundle.reference.head(WARMUP_ROWS)
+    num = rows[list(served.numeric)].to_numpy(dtype=np.float64)
+    cat = rows[list(served.categorical)].to_numpy(dtype=object).astype(str).astype(object)
+    try:
+        proba = np.asarray(served.predict_proba(num, cat), dtype=np.float64)
+    except Exception as exc:  # ONNX Runtime and sklearn raise many types
+        raise LoadFailed(f"model {served.name} version {served.version}: warm-up prediction "
+                         f"failed ({type(exc).__name__}: {exc})") from None
+    if proba.shape != (len(rows), len(served.labels)) or not np.isfinite(proba).all():
+        raise LoadFailed(f"model {served.name} version {served.version}: warm-up prediction "
+                         f"returned shape {proba.shape} for {len(rows)} rows and "
+                         f"{len(served.labels)} labels, or non-finite probabilities")
+
+
+def model_name(settings: Settings) -> str:
+    from driftloop.spec import load_spec
+
+    return settings.model_name or load_spec(settings.spec_path).name
+
+
+def resolve(settings: Settings, version: str | None = None, *,
+            use_pin: bool = True) -> tuple[Any, str, str, bool]:
+    """``(client, name, version, pinned)``: ``version``, else the pinned version (when
+    ``use_pin``), else the champion. Raises :class:`VersionNotFound` or
+    :class:`RegistryUnavailable` with a message that says what to do."""
+    from driftloop.registry import alias_version, connect
+
+    name = model_name(settings)
+    pinned = False
+    if version is None and use_pin and settings.model_version:
+        version, pinned = settings.model_version, True
+    try:
+        client = connect(settings)
+    except RegistryError as exc:
+        raise RegistryUnavailable(str(exc)) from None
+    except Exception as exc:  # MLflow raises many types for an unusable store
+        raise RegistryUnavailable(f"MLflow registry at {settings.tracking_uri} cannot be "
+                                  f"opened ({type(exc).__name__}: {exc})") from None
+    if version is None:
+        try:
+            champion = alias_version(client, name, ALIAS_CHAMPION)
+        except Exception as exc:
+            raise RegistryUnavailable(f"MLflow registry at {settings.tracking_uri} did not "
+                                      f"answer ({type(exc).__name__}: {exc})") from None
+        if champion is None:
+            raise VersionNotFound(f"no champion for model {name!r} in {settings.tracking_uri}; "
+                                  "run `driftloop bootstrap` first")
+        return client, name, str(champion.version), False
+    _check_exists(client, name, str(version), settings)
+    return client, name, str(version), pinned
+
+
+def load_version(client: Any, name: str, version: str, *, pinned: bool = False) -> ServedModel:
+    """Download, build and warm a version (:class:`LoadFailed` when it cannot serve)."""
+    from driftloop.registry import load_bundle
+
+    try:
+        bundle = load_bundle(client, name, str(version))
+    except ModelLoadError as exc:
+        raise LoadFailed(str(exc)) from None
+    return prepare(bundle, pinned=pinned)
+
+
+def load(settings: Settings, version: str | None = None) -> ServedModel:
+    """The model to start with: ``version``, the pinned version, or the champion."""
+    client, name, resolved, pinned = resolve(settings, version)
+    return load_version(client, name, resolved, pinned=pinned)
+
+
+def _check_exists(client: Any, name: str, version: str, settings: Settings) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise VersionNotFound(f"model {name!r} has no version {version} in "
+                                  f"{settings.tracking_uri}") from None
+        raise RegistryUnavailable(f"MLflow registry at {settings.tracking_uri} did not "
+                                  f"answer ({exc.error_code}: {exc.message})") from None
+    except Exception as exc:
+        raise RegistryUnavailable(f"MLflow registry at {settings.tracking_uri} did not answer "
+                                  f"({type(exc).__name__}: {exc})") from None
+
+
+class ModelHolder:
+    """One reference to the served model; reloads are serialized and swap it atomically."""
+
+    def __init__(self) -> None:
+        self.current: ServedModel | None = None
+        self.reload_lock = threading.Lock()
+
+    def swap(self, served: ServedModel) -> ServedModel | None:
+        previous, self.current = self.current, served
+        return previous

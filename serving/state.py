@@ -1,0 +1,75 @@
+"""What one app instance owns: settings, metrics, the model holder, the prediction log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+from driftloop.predlog import LogWriter, PredictionLog
+from driftloop.settings import Settings
+from serving.metrics import Metrics
+from serving.served import ModelHolder, ServedModel
+
+log = logging.getLogger(__name__)
+
+#: Live accuracy is recomputed from the log at most this often (seconds) on scrapes.
+ACCURACY_TTL_S = 5.0
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    holder: ModelHolder = field(default_factory=ModelHolder)
+    log: PredictionLog | None = None
+    writer: LogWriter | None = None
+    _accuracy_at: float = 0.0
+
+    def open_log(self) -> None:
+        """Connect to the prediction log (creating its tables) and start the writer."""
+        self.log = PredictionLog(self.settings.log_url)
+        s = self.settings
+        self.writer = LogWriter(self.log, flush_interval=s.log_flush_interval_s,
+                                batch_rows=s.log_batch_rows,
+                                queue_max_rows=s.log_queue_max_rows,
+                                on_dropped=self.metrics.log_dropped.inc)
+        self.writer.start()
+
+    def close_log(self) -> None:
+        """Drain the writer (graceful shutdown: SIGTERM loses no served row)."""
+        if self.writer is not None:
+            left = self.writer.stop()
+            log.info("prediction log drained (%d rows written by this process, %d left)",
+                     self.writer.written_rows, left)
+        if self.log is not None:
+            self.log.dispose()
+
+    def install(self, served: ServedModel) -> ServedModel | None:
+        """Swap ``served`` in, with this app's metric children bound; returns the old one."""
+        served = replace(served, counters=self.metrics.prediction_counters(served.labels))
+        previous = self.holder.swap(served)
+        self.metrics.set_model({"name": served.name, "version": served.version,
+                                "inference_form": served.form,
+                                "run_id": served.bundle.run_id or ""})
+        return previous
+
+    def refresh_gauges(self) -> None:
+        """Values read at scrape time: log queue depth and live accuracy."""
+        m = self.metrics
+        if self.writer is not None:
+            m.log_queue.set(self.writer.pending_rows)
+            m.log_written.set(self.writer.written_rows)
+            m.log_failed_writes.set(self.writer.failed_writes)
+        model = self.holder.current
+        now = time.monotonic()
+        if model is None or self.log is None or now - self._accuracy_at < ACCURACY_TTL_S:
+            return
+        self._accuracy_at = now
+        try:
+            acc = self.log.live_accuracy(model.name, self.settings.drift_window_rows)
+        except Exception as exc:  # a scrape must not fail because the log is away
+            log.warning("live accuracy unavailable: %s", exc)
+            return
+        m.live_labeled.set(acc.labeled)
+        m.live_accuracy.set(acc.accuracy if acc.accuracy is not None else float("nan"))

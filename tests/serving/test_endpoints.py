@@ -1,0 +1,107 @@
+"""/health, /ready, /model, /model/expectations, /metrics, OpenAPI, CORS."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi.testclient import TestClient
+
+from tests.serving.conftest import IRIS_ROW, state_of
+
+
+def test_health_and_ready(iris: TestClient) -> None:
+    assert iris.get("/health").json() == {"status": "ok"}
+    assert iris.get("/ready").json() == {
+        "status": "ready", "model": {"name": "iris-classifier", "version": "1"}}
+
+
+def test_model_describes_version_lineage_form_and_features(iris: TestClient, iris_model) -> None:
+    body = iris.get("/model").json()
+    assert body["name"] == "iris-classifier" and body["version"] == "1"
+    assert body["run_id"] == iris_model.bundle.run_id
+    assert body["aliases"] == ["champion"]
+    assert body["pinned"] is False
+    assert body["inference_form"] == "onnx"
+    assert body["tags"]["trigger"] == "bootstrap"
+    assert {"spec_hash", "data_fingerprint", "git_commit"} <= set(body["tags"])
+    assert body["labels"] == ["setosa", "versicolor", "virginica"]
+    assert body["features"] == {"numeric": ["sepal_length", "sepal_width", "petal_length",
+                                            "petal_width"], "categorical": []}
+    assert body["reference_rows"] == 150
+    datetime.fromisoformat(body["loaded_at"])
+
+
+def test_expectations_are_the_stored_suite(iris: TestClient, iris_model) -> None:
+    body = iris.get("/model/expectations").json()
+    assert body == iris_model.bundle.suite
+    assert body["expectations"]
+
+
+def test_metrics_cover_requests_predictions_model_log_and_drift(iris: TestClient) -> None:
+    iris.post("/predict", json={"instances": [IRIS_ROW, [6.7, 3.0, 5.2, 2.3]]})
+    iris.post("/predict", json={"features": [1, 2]})
+    text = iris.get("/metrics").text
+    for line in [
+        'driftloop_requests_total{endpoint="/predict",method="POST",status="200"} 1.0',
+        'driftloop_requests_total{endpoint="/predict",method="POST",status="422"} 1.0',
+        'driftloop_request_duration_seconds_count{endpoint="/predict"} 2.0',
+        'driftloop_predictions_total{label="setosa"} 1.0',
+        'driftloop_predictions_total{label="virginica"} 1.0',
+        'driftloop_model_info{inference_form="onnx",name="iris-classifier",run_id=',
+        "driftloop_predlog_queue_rows ",
+        "driftloop_predlog_dropped_rows_total 0.0",
+        "driftloop_dataset_drift -1.0",
+        "driftloop_live_accuracy NaN",
+    ]:
+        assert line in text, line
+    assert 'version="1"' in text.split("driftloop_model_info")[-1].splitlines()[0]
+
+
+def test_dropped_rows_are_counted_when_the_log_queue_is_full(
+    make_client, iris_store, iris_model
+) -> None:
+    client = make_client(iris_store, iris_model, log_queue_max_rows=2,
+                         log_flush_interval_s=1.0)
+    writer = state_of(client).writer
+    writer.stop()  # nothing drains the queue: it fills at 2 rows
+    for _ in range(3):
+        assert client.post("/predict", json={"features": IRIS_ROW}).status_code == 200
+    text = client.get("/metrics").text
+    assert "driftloop_predlog_dropped_rows_total 1.0" in text
+    assert "driftloop_predlog_queue_rows 2.0" in text
+
+
+def test_unknown_path_and_method_are_4xx(iris: TestClient) -> None:
+    assert iris.get("/nope").status_code == 404
+    assert iris.get("/nope").json()["detail"] == "Not Found"
+    assert iris.get("/predict").status_code == 405
+    assert iris.post("/health").status_code == 405
+    assert 'endpoint="other"' in iris.get("/metrics").text
+
+
+def test_openapi_documents_every_endpoint(iris: TestClient) -> None:
+    spec = iris.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path, method in [("/predict", "post"), ("/feedback", "post"), ("/health", "get"),
+                         ("/ready", "get"), ("/model", "get"), ("/model/expectations", "get"),
+                         ("/metrics", "get"), ("/drift/status", "get"), ("/drift/window", "get"),
+                         ("/admin/reload", "post")]:
+        assert method in paths[path], path
+    predict = paths["/predict"]["post"]
+    body_schema = predict["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body_schema["properties"]) == {"features", "instances", "records"}
+    assert {"200", "413", "422"} <= set(predict["responses"])
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_cors_is_off_unless_origins_are_set(make_client, iris_store, iris_model) -> None:
+    plain = make_client(iris_store, iris_model)
+    headers = {"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"}
+    assert "access-control-allow-origin" not in plain.options("/predict", headers=headers).headers
+    cors = make_client(iris_store, iris_model, cors_origins=["https://dash.example"])
+    preflight = cors.options("/predict", headers=headers)
+    assert preflight.headers["access-control-allow-origin"] == "https://dash.example"
+    answer = cors.post("/predict", json={"features": IRIS_ROW},
+                       headers={"Origin": "https://dash.example"})
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "https://dash.example"

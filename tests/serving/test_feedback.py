@@ -1,0 +1,95 @@
+"""POST /feedback: ground truth by request id, all-or-nothing, first label wins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from driftloop.spec import load_spec
+from tests.conftest import IRIS_SPEC
+from tests.serving.conftest import IRIS_ROW, state_of
+
+
+def _serve(client: TestClient, n: int) -> list[dict]:
+    response = client.post("/predict", json={"instances": [IRIS_ROW] * n})
+    assert response.status_code == 200
+    return response.json()["predictions"]
+
+
+def test_one_and_many_labels_and_repeats_are_idempotent(iris: TestClient) -> None:
+    rows = _serve(iris, 3)
+    ids = [r["request_id"] for r in rows]
+    one = iris.post("/feedback", json={"request_id": ids[0], "label": "setosa"})
+    assert one.status_code == 200, one.text
+    assert one.json() == {"recorded": [ids[0]], "already_recorded": []}
+    many = iris.post("/feedback", json={"labels": [
+        {"request_id": ids[0], "label": "virginica"},
+        {"request_id": ids[1], "label": "versicolor"},
+        {"request_id": ids[2], "label": "setosa"}]})
+    assert many.json() == {"recorded": [ids[1], ids[2]], "already_recorded": [ids[0]]}
+    again = iris.post("/feedback", json={"request_id": ids[1], "label": "versicolor"})
+    assert again.json() == {"recorded": [], "already_recorded": [ids[1]]}
+    # The first label is what the retrain pipeline reads.
+    now = datetime.now(UTC)
+    frame = state_of(iris).log.labeled_frame(now - timedelta(minutes=5),
+                                             now + timedelta(minutes=5), load_spec(IRIS_SPEC))
+    assert dict(zip(frame["request_id"], frame["species"], strict=True)) == {
+        ids[0]: "setosa", ids[1]: "versicolor", ids[2]: "setosa"}
+    # Live accuracy: the row is a setosa; two of three labels agree with the served label.
+    metrics = iris.get("/metrics").text
+    assert 'driftloop_feedback_total{outcome="correct"} 2.0' in metrics
+    assert 'driftloop_feedback_total{outcome="incorrect"} 1.0' in metrics
+    assert "driftloop_live_accuracy 0.666" in metrics
+    assert "driftloop_live_labeled_rows 3.0" in metrics
+
+
+def test_unknown_ids_are_a_404_naming_them_and_nothing_is_recorded(iris: TestClient) -> None:
+    ids = [r["request_id"] for r in _serve(iris, 1)]
+    response = iris.post("/feedback", json={"labels": [
+        {"request_id": ids[0], "label": "setosa"},
+        {"request_id": "no-such-id", "label": "setosa"},
+        {"request_id": "nor-this", "label": "virginica"}]})
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert "no-such-id" in detail and "nor-this" in detail and ids[0] not in detail
+    # The known id was not recorded by the refused call.
+    retry = iris.post("/feedback", json={"request_id": ids[0], "label": "setosa"})
+    assert retry.json()["recorded"] == [ids[0]]
+
+
+def test_feedback_right_after_predict_waits_for_the_log_queue(
+    make_client, iris_store, iris_model
+) -> None:
+    # A 1 s flush interval: the row is still queued when its label arrives.
+    client = make_client(iris_store, iris_model, log_flush_interval_s=1.0)
+    rid = _serve(client, 1)[0]["request_id"]
+    assert state_of(client).writer.pending_rows == 1
+    response = client.post("/feedback", json={"request_id": rid, "label": "setosa"})
+    assert response.status_code == 200, response.text
+    assert response.json()["recorded"] == [rid]
+
+
+def test_bad_feedback_is_a_clear_4xx(make_client, iris_store, iris_model) -> None:
+    client = make_client(iris_store, iris_model, max_batch_rows=2)
+    rid = _serve(client, 1)[0]["request_id"]
+    cases = [
+        ({"request_id": rid, "label": "tulip"}, 422, "unknown label(s) 'tulip'"),
+        ({"request_id": rid}, 422, "give 'request_id' and 'label'"),
+        ({"labels": []}, 422, "empty batch"),
+        ({"labels": [{"request_id": rid, "label": "setosa"}], "request_id": rid}, 422,
+         "not both"),
+        ({"labels": [{"request_id": rid, "label": "setosa"}] * 3}, 413, "limit of 2"),
+        ({"request_id": rid, "label": 3}, 422, "label: Input should be a valid string"),
+        ({"request_id": "", "label": "setosa"}, 422, "request_id"),
+        ({"request_id": rid, "label": "setosa", "x": 1}, 422, "x: unknown field"),
+    ]
+    for body, status, words in cases:
+        response = client.post("/feedback", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert words in response.json()["detail"], (body, response.json())
+    response = client.post("/feedback", content="{", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    # None of it recorded anything.
+    ok = client.post("/feedback", json={"request_id": rid, "label": "setosa"})
+    assert ok.json()["recorded"] == [rid]
