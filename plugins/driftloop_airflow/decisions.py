@@ -6,6 +6,7 @@ declaration of the flow.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 SUBMIT = "retrain_parameters"
@@ -97,7 +98,10 @@ def retrain_parameters(*, window: dict[str, str], reason: str, airflow_run_id: s
 
 
 def metrics_summary(families: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One number per series, ``name{labels}`` → value: small enough for XCom and the log."""
+    """One number per series, ``name{labels}`` → value: small enough for XCom and the log.
+
+    Non-finite values (a gauge with nothing to report yet is NaN) become None: XCom is JSON.
+    """
     out: dict[str, Any] = {}
     for family in families.values():
         for sample in family["samples"]:
@@ -105,6 +109,7 @@ def metrics_summary(families: dict[str, dict[str, Any]]) -> dict[str, Any]:
             key = f"{sample['name']}{{{labels}}}" if labels else sample["name"]
             if sample["name"].endswith(("_bucket", "_created")):
                 continue
-            out[key] = sample["value"]
+            value = sample["value"]
+            out[key] = value if math.isfinite(value) else None
     return out
 

@@ -126,13 +126,18 @@ def test_metrics_are_parsed_with_prometheus_clients_parser() -> None:
         'driftloop_latency_seconds_bucket{le="+Inf"} 4.0',
         "driftloop_latency_seconds_count 4.0",
         "driftloop_latency_seconds_sum 0.2",
+        "# HELP driftloop_live_accuracy Accuracy on labeled rows (NaN before any label).",
+        "# TYPE driftloop_live_accuracy gauge",
+        "driftloop_live_accuracy NaN",
         "# HELP python_gc_objects_collected_total GC.",
         "# TYPE python_gc_objects_collected_total counter",
         'python_gc_objects_collected_total{generation="0"} 1.0',
         ""])
     families = parse_metrics(text)
-    assert set(families) == {"driftloop_predictions", "driftloop_latency_seconds"}
+    assert set(families) == {"driftloop_predictions", "driftloop_latency_seconds",
+                             "driftloop_live_accuracy"}
     assert decisions.metrics_summary(families) == {
+        "driftloop_live_accuracy": None,
         "driftloop_predictions_total{model_version=1}": 42.0,
         "driftloop_latency_seconds_count": 4.0,
         "driftloop_latency_seconds_sum": 0.2,
