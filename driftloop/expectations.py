@@ -19,8 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-#: Numeric bounds extend this fraction of the training range beyond its min and max.
-RANGE_TOLERANCE = 0.5
+#: Numeric bounds extend this fraction of the training range beyond its min and max: one full
+#: span, so a population that grew 40 % larger still validates (it is drift, and the retrain
+#: should learn it), while a unit change (cm -> mm, x10) or a negative length does not.
+RANGE_TOLERANCE = 1.0
 #: Share of rows that must satisfy each per-value expectation.
 MOSTLY = 0.95
 NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "Float64", "Int64"]
