@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictStr
 
@@ -149,7 +149,8 @@ class WindowPage(BaseModel):
 
 
 class ReloadRequest(_Body):
-    version: StrictStr | int | None = Field(
+    version: Annotated[StrictStr, Field(pattern=r"^\s*[0-9]+\s*$")] | Annotated[
+        int, Field(ge=1)] | None = Field(
         default=None, description="A registered version; omitted: the current champion.",
         examples=["2"])
 
