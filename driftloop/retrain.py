@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -438,12 +439,17 @@ def train(ctx: Context, lin: Lineage, data_path: Path, model_dir: Path) -> dict[
 # --- evaluate -----------------------------------------------------------------------------
 
 
-def load_logged_model(model_uri: str) -> Any:
-    """A logged (not necessarily registered) sklearn model, trusted as the registry's are."""
+def load_logged_model(settings: Settings, model_uri: str) -> Any:
+    """A logged (not necessarily registered) sklearn model, trusted as the registry's are.
+
+    ``models:/m-...`` URIs resolve through the tracking store, so connect first: a fresh
+    process (a KFP pod) has no tracking URI of its own.
+    """
     import mlflow.sklearn
 
     from driftloop.registry import _allow_deserialization
 
+    connect(settings)
     with _allow_deserialization():
         return mlflow.sklearn.load_model(model_uri)
 
@@ -488,7 +494,7 @@ def evaluate(
     thresholds = GateThresholds.from_spec(ctx.spec, min_value=min_value,
                                           max_regression=max_regression)
     frame = pd.read_parquet(data_path)
-    challenger = load_logged_model(model_uri)
+    challenger = load_logged_model(ctx.settings, model_uri)
     client = connect(ctx.settings)
     champ = alias_version(client, ctx.name, ALIAS_CHAMPION)
     champion = load_sklearn(ctx.name, str(champ.version)) if champ is not None else None
@@ -535,8 +541,15 @@ def evaluation_report(
                "fresh labeled rows": production}
     if reference is not None:
         samples = {f"champion v{g.champion_version} reference": reference, **samples}
+    logged = ""
+    if len(production):
+        first, last = production[TS_COLUMN].min(), production[TS_COLUMN].max()
+        logged = f" (served between {first:%Y-%m-%d %H:%M:%S} and {last:%Y-%m-%d %H:%M:%S} UTC)"
     body = [
         verdict(g.passed, g.reason),
+        f"<p>Data: {int((frame[ORIGIN_COLUMN] == ORIGIN_SOURCE).sum())} rows from the spec's "
+        f"source {escape(ctx.spec.data.source)} + {len(production)} fresh labeled rows from "
+        f"the prediction log{logged}.</p>",
         table(["figure", "value"], [
             ["gate metric", g.metric], ["floor (min_value)", g.min_value],
             ["max regression", g.max_regression], ["challenger", g.challenger],
@@ -641,7 +654,7 @@ def register(
         version = str(promoted_before[0].version)
         still = version == old_champion
         return RegisterOutcome(
-            version, False, version if still else "", old_champion, old_previous,
+            version, False, version if still and promote else "", old_champion, old_previous,
             f"run key {key} was already promoted as v{version}" +
             (" (still champion: making sure it serves)" if still else
              f"; the champion has since moved to v{old_champion or 'none'}: left alone"),
@@ -715,22 +728,20 @@ def deploy(
         if isinstance(exc, DriftloopError):
             raise DeployError(f"{exc}; {restored}") from None
         raise DeployError(f"{type(exc).__name__}: {exc}; {restored}") from exc
-    if target != "none":
-        set_version_tags(connect(ctx.settings), ctx.name, version, {TAG_DEPLOY_TARGET: target})
     return result
 
 
 # --- summary (run-local's final line) -----------------------------------------------------
 
 
-def registry_state(ctx: Context, lin: Lineage) -> dict[str, Any]:
-    """Champion and the versions of this run key: taken before and after a run."""
+def registry_state(ctx: Context, run_key: str | None) -> dict[str, Any]:
+    """Champion and the versions of a run key: taken before and after a run."""
     client = connect(ctx.settings)
+    found = versions_with_run_key(client, ctx.name, run_key) if run_key else []
     return {
         "champion": _alias(client, ctx.name, ALIAS_CHAMPION) or None,
         "previous": _alias(client, ctx.name, ALIAS_PREVIOUS) or None,
-        "run_key_versions": {str(mv.version): dict(mv.tags) for mv in
-                             versions_with_run_key(client, ctx.name, lin.run_key(ctx))},
+        "run_key_versions": {str(mv.version): dict(mv.tags) for mv in found},
     }
 
 

@@ -90,8 +90,13 @@ def distribution_plots(
                 plt.close(fig)
                 continue
             bins = np.histogram_bin_edges(joined, bins=20)
-            for name, series in values.items():
-                ax.hist(series, bins=bins, alpha=0.5, density=True, label=f"{name} ({len(series)})")
+            for i, (name, series) in enumerate(values.items()):
+                # The first sample (the champion's reference) as an outline: it often
+                # coincides with the source data and would hide under it.
+                style = ({"histtype": "step", "linewidth": 2} if i == 0 and len(values) > 2
+                         else {"alpha": 0.5})
+                ax.hist(series, bins=bins, density=True, label=f"{name} ({len(series)})",
+                        **style)
         else:
             shares = pd.DataFrame({k: v[feature].astype(str).value_counts(normalize=True)
                                    for k, v in samples.items()}).fillna(0.0)

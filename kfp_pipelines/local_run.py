@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -73,19 +75,33 @@ class _Tee(io.TextIOBase):
         self._target.flush()
 
 
-def _registry_state(params: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
-    """(context, lineage, state) before the run; Nones when the parameters do not resolve
-    (load_data will then fail with the reason)."""
+def _resolve(params: dict[str, Any]) -> tuple[Any, str | None]:
+    """(context, run key) of the request; None where the parameters do not resolve (the
+    run's load_data step then fails, naming the reason)."""
     from driftloop import retrain
 
     try:
         ctx = retrain.context(params.get("model_name", ""), params.get("spec", ""))
+    except DriftloopError:
+        return None, None
+    try:
         lin = retrain.Lineage(params.get("trigger", PARAMETERS["trigger"]),
                               params.get("window_start", ""), params.get("window_end", ""),
                               params.get("airflow_run_id", ""))
-        return ctx, lin, retrain.registry_state(ctx, lin)
     except DriftloopError:
-        return None, None, None
+        return ctx, None
+    return ctx, lin.run_key(ctx)
+
+
+@contextlib.contextmanager
+def _env_unchanged() -> Iterator[None]:
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)
 
 
 def run_local(params: dict[str, Any], *, pipeline_root: Path | None = None,
@@ -100,7 +116,11 @@ def run_local(params: dict[str, Any], *, pipeline_root: Path | None = None,
     log = log or sys.stderr
     root = (pipeline_root or Settings().state_dir / "kfp").resolve()
     root.mkdir(parents=True, exist_ok=True)
-    ctx, lin, before = _registry_state(params)
+    ctx, run_key = _resolve(params)
+    with _env_unchanged():
+        # MLflow exports the tracking URI it is given into os.environ; the tasks must not
+        # inherit it: like KFP pods, each finds the store from DRIFTLOOP_* alone.
+        before = retrain.registry_state(ctx, run_key) if ctx is not None else None
     runs_before = {p.name for p in root.iterdir()}
     started = time.monotonic()
     tee = _Tee(log)
@@ -119,7 +139,7 @@ def run_local(params: dict[str, Any], *, pipeline_root: Path | None = None,
     summary: dict[str, Any] = {
         "status": "failed" if error else "succeeded",
         "failed_step": None, "error": None,
-        "run_key": lin.run_key(ctx) if lin else None,
+        "run_key": run_key,
         "model": ctx.name if ctx else None,
     }
     if error:
@@ -127,7 +147,7 @@ def run_local(params: dict[str, Any], *, pipeline_root: Path | None = None,
         summary["failed_step"] = first.get("step")
         summary["error"] = first.get("error") or error
     if ctx is not None and before is not None:
-        summary.update(retrain.summarize(before, retrain.registry_state(ctx, lin)))
+        summary.update(retrain.summarize(before, retrain.registry_state(ctx, run_key)))
     summary["artifacts"] = str(root / new_runs[-1]) if new_runs else None
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary

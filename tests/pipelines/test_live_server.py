@@ -1,0 +1,183 @@
+"""The retrain pipeline and LocalDeployer against a running ``driftloop serve`` process.
+
+Traffic goes through the real API (``/predict`` then ``/feedback``) into the real prediction
+log; the pipeline runs through KFP's local runner as Airflow runs it; the server is
+hot-swapped through ``POST /admin/reload``. The server's PYTHONPATH lacks the test
+estimators, so a version trained with one registers fine but cannot be served.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driftloop.deploy import DeployError, LocalDeployer
+from tests.pipelines.conftest import (
+    MODEL,
+    PETAL_SHIFT,
+    LocalLoop,
+    Server,
+    iris_rows,
+    iris_spec_with,
+    make_loop,
+    running_server,
+    window_after,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def module_loop(champion_template: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> LocalLoop:
+    return make_loop(champion_template, tmp_path_factory.mktemp("live-deployer"))
+
+
+@pytest.fixture(scope="module")
+def module_server(module_loop: LocalLoop,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(module_loop, tmp_path_factory.mktemp("logs")) as server:
+        yield server
+
+
+@pytest.fixture
+def server(loop: LocalLoop, tmp_path: Path) -> Iterator[Server]:
+    with running_server(loop, tmp_path) as server:
+        yield server
+
+
+# --- LocalDeployer against the real server ------------------------------------------------
+
+
+def test_local_deployer_swaps_versions_on_the_real_server(
+    module_loop: LocalLoop, module_server: Server,
+) -> None:
+    from driftloop.bootstrap import bootstrap
+
+    bootstrap(module_loop.settings, force=True)  # v2, champion
+    deployer = LocalDeployer(module_server.url, module_server.token, timeout_s=60)
+
+    result = deployer.deploy("2")
+    assert (result.status, result.version, result.previous) == ("deployed", "2", "1")
+    assert module_server.served_version() == "2"
+    assert deployer.deploy("2").status == "unchanged"
+    back = deployer.deploy("1")
+    assert (back.status, back.previous) == ("deployed", "2")
+    assert module_server.served_version() == "1"
+
+
+def test_local_deployer_refusals_leave_the_served_version(
+    module_loop: LocalLoop, module_server: Server,
+) -> None:
+    served = module_server.served_version()
+    wrong = LocalDeployer(module_server.url, "not-the-token", timeout_s=5)
+    with pytest.raises(DeployError, match=r"answered 403: the admin token was refused"):
+        wrong.deploy("1")
+    right = LocalDeployer(module_server.url, module_server.token, timeout_s=5)
+    with pytest.raises(DeployError, match=r"answered 404: the server's registry has no such "
+                                          r"version .*; version \d+ keeps serving"):
+        right.deploy("99")
+    assert module_server.served_version() == served
+
+
+# --- the whole pipeline, deploy=local ---------------------------------------------------
+
+
+def test_drift_retrain_serves_new_champion_rerun_is_safe_broken_version_rolls_back(
+    loop: LocalLoop, server: Server, tmp_path: Path,
+) -> None:
+    # 1. Drifted traffic through the API, labeled through /feedback.
+    served = server.predict_and_label(iris_rows(240, seed=1, shift=PETAL_SHIFT))
+    drifted = iris_rows(240, seed=1, shift=PETAL_SHIFT)["species"].tolist()
+    before_accuracy = sum(a == b for a, b in zip(served, drifted, strict=True)) / len(served)
+    assert before_accuracy < 0.6  # the champion is lost on the new sensor readings
+    status = server.get("/drift/status").json()
+    assert status["dataset_drift"] is True
+    start, end = window_after(minutes=10)
+    params = ("trigger=drift", f"window_start={start}", f"window_end={end}",
+              "airflow_run_id=scheduled__2026-03-01T10:00:00+00:00", "deploy_target=local")
+
+    # 2. Retrain: the gate passes on the fresh rows, v2 is champion and is served.
+    summary, proc = loop.run_pipeline(*params)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert summary["status"] == "succeeded"
+    assert (summary["champion_before"], summary["champion_after"]) == ("1", "2")
+    assert summary["promoted"] is True and summary["new_version"] == "2"
+    gate = summary["gate"]
+    assert gate["passed"] is True and gate["holdout"] == "fresh labeled"
+    assert float(gate["challenger"]) >= 0.9 > 0.6 > float(gate["champion"])
+    assert int(gate["holdout_rows"]) >= 30
+    assert server.served_version() == "2"
+    assert loop.alias("champion") == "2" and loop.alias("previous") == "1"
+    tags = loop.versions()["2"]
+    assert tags["trigger"] == "drift" and tags["retrain_outcome"] == "promoted"
+    assert tags["airflow_run_id"] == "scheduled__2026-03-01T10:00:00+00:00"
+    assert tags["window_start"] == start.replace("Z", "+00:00")
+    assert tags["kfp_run_name"] == summary["kfp_run_name"]
+    # The new model gets the drifted readings right.
+    fresh = iris_rows(200, seed=5, shift=PETAL_SHIFT)
+    now_served = server.post("/predict", {"records": fresh.drop(columns="species")
+                                          .to_dict("records")}).json()
+    assert now_served["model"]["version"] == "2"
+    hits = sum(p["label"] == t for p, t in zip(now_served["predictions"], fresh["species"],
+                                                 strict=True))
+    assert hits / len(fresh) >= 0.9
+
+    # The run's artifacts: dataset provenance, the evaluation report, the metrics.
+    run_dir = Path(summary["artifacts"])
+    load_out = json.loads((run_dir / "load-data" / "executor_output.json").read_text())
+    meta = load_out["artifacts"]["data"]["artifacts"][0]["metadata"]
+    assert (meta["rows_source"], meta["rows_production"]) == (150, 240)
+    assert json.loads(meta["production_rows_by_served_version"]) == {"1": 240}
+    report = (run_dir / "evaluate-model" / "report").read_text()
+    assert "Drift: fresh rows against the champion" in report
+    assert report.count("<td>DRIFT</td>") >= 2  # petal_length and petal_width
+    assert report.count("<img alt=") == 4  # one distribution plot per feature
+    assert "Served predictions in the window, against feedback" in report
+    evaluate_out = json.loads((run_dir / "evaluate-model" /
+                               "executor_output.json").read_text())
+    metrics = evaluate_out["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["gate_passed"] == 1.0
+    assert metrics["challenger_gate_accuracy"] == pytest.approx(float(gate["challenger"]))
+    confusion = evaluate_out["artifacts"]["confusion"]["artifacts"][0]["metadata"]
+    matrix = confusion["confusionMatrix"]
+    assert [c["displayName"] for c in matrix["annotationSpecs"]] == \
+        ["setosa", "versicolor", "virginica"]
+    assert sum(map(sum, (r["row"] for r in matrix["rows"]))) == int(gate["holdout_rows"])
+
+    # 3. The same run again: nothing registered, nothing promoted, still served.
+    again, proc = loop.run_pipeline(*params)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert again["status"] == "succeeded"
+    assert again["run_key"] == summary["run_key"]
+    assert (again["champion_before"], again["champion_after"]) == ("2", "2")
+    assert again["promoted"] is False and again["new_version"] is None
+    assert again["version"] == "2"
+    assert sorted(loop.versions()) == ["1", "2"]
+    assert loop.alias("previous") == "1"
+    assert "already promoted as v2 (still champion" in proc.stderr
+    assert server.served_version() == "2"
+
+    # 4. A version the server cannot load: registered, promoted, refused on reload ->
+    #    the aliases go back and v2 keeps serving.
+    spec = iris_spec_with(tmp_path / "unservable.yaml",
+                          "driftloop_test_estimators.UnservableForest",
+                          "{n_estimators: 100, random_state: 42}")
+    broken, proc = loop.run_pipeline(
+        f"spec={spec}", "trigger=manual", f"window_start={start}", f"window_end={end}",
+        "airflow_run_id=manual__broken", "deploy_target=local")
+    assert proc.returncode == 1
+    assert broken["status"] == "failed" and broken["failed_step"] == "deploy_model"
+    assert broken["gate"]["passed"] is True and broken["new_version"] == "3"
+    assert "answered 422: the server could not load or warm that version" in broken["error"]
+    assert "version 2 keeps serving" in broken["error"]
+    assert broken["error"].endswith("champion alias restored to v2")
+    assert (broken["champion_before"], broken["champion_after"]) == ("2", "2")
+    assert loop.alias("champion") == "2" and loop.alias("previous") == "1"
+    assert loop.versions()["3"]["retrain_outcome"] == "rolled_back"
+    assert server.served_version() == "2"
+    assert server.post("/predict", {"features": [5.1, 3.5, 2.9, 0.8]}).json()["model"] == \
+        {"name": MODEL, "version": "2"}
