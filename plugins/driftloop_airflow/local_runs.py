@@ -60,14 +60,19 @@ def _outcome(dag_run: Any) -> DagRunOutcome:
 
     with create_session() as session:
         tis = dag_run.get_task_instances(session=session)
-        tasks = {ti.task_id: (str(ti.state.value) if ti.state else None) for ti in tis}
+        tasks = {ti.task_id: _state(ti.state) for ti in tis}
         xcoms: dict[str, dict[str, Any]] = {}
         rows = session.scalars(select(XComModel).where(XComModel.dag_id == dag_run.dag_id,
                                                        XComModel.run_id == dag_run.run_id))
         for row in rows:
             xcoms.setdefault(row.task_id, {})[row.key] = XComModel.deserialize_value(row)
-    state = dag_run.state.value if hasattr(dag_run.state, "value") else str(dag_run.state)
-    return DagRunOutcome(dag_run.dag_id, dag_run.run_id, state, tasks, xcoms)
+    return DagRunOutcome(dag_run.dag_id, dag_run.run_id, str(_state(dag_run.state)), tasks,
+                         xcoms)
+
+
+def _state(state: Any) -> str | None:
+    """States are enums or their string values depending on where they were read."""
+    return None if state is None else str(getattr(state, "value", state))
 
 
 def run_dag(dag_id: str, *, logical_date: datetime | None = None,

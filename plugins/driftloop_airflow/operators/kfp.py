@@ -32,6 +32,8 @@ class SubmitKfpRunOperator(BaseOperator):
     :param cooldown_minutes: skip while the newest run is younger than this (templated;
         0 or empty: no cooldown period).
     :param block_if_active: skip while any run of the experiment is still active.
+    :param poll_interval: seconds between two looks at the run. Default: 2 for the local
+        runner (a file read), 15 for the KFP API.
     :param timeout: how long to wait for the run; past it, the run is terminated.
     """
 
@@ -42,7 +44,7 @@ class SubmitKfpRunOperator(BaseOperator):
     def __init__(self, *, parameters: dict[str, Any] | Any, display_name: str,
                  kfp_conn_id: str = KFP_CONN_ID, cooldown_minutes: float | str | None = 0,
                  block_if_active: bool = True, deferrable: bool = True,
-                 poll_interval: float = 10.0, timeout: timedelta = timedelta(hours=2),
+                 poll_interval: float | None = None, timeout: timedelta = timedelta(hours=2),
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.parameters = parameters
@@ -79,12 +81,15 @@ class SubmitKfpRunOperator(BaseOperator):
                 reason = hook.cooldown_reason(cooldown, datetime.now(UTC),
                                               block_if_active=self.block_if_active)
                 if reason:
+                    context["ti"].xcom_push(key="skipped_reason", value=reason)
                     raise AirflowSkipException(f"no retrain submitted: {reason}")
             run = hook.submit_run(self.display_name, self.parameters)
         self._run_id = run.run_id
         context["ti"].xcom_push(key="kfp_run_id", value=run.run_id)
         if run.url:
             context["ti"].xcom_push(key="kfp_run_url", value=run.url)
+        if self.poll_interval is None:
+            self.poll_interval = 2.0 if hook.backend.name == "local" else 15.0
         if self.deferrable:
             self.defer(
                 trigger=KfpRunTrigger(run_id=run.run_id, poll_interval=self.poll_interval,
@@ -101,7 +106,7 @@ class SubmitKfpRunOperator(BaseOperator):
                 hook.terminate_run(run.run_id)
                 raise AirflowFailException(
                     f"KFP run {run.run_id} still {run.state} after {self.timeout}; terminated")
-            time.sleep(self.poll_interval)
+            time.sleep(self.poll_interval or 15.0)
             run = hook.get_run(run.run_id)
         return self._finish(run)
 

@@ -1,0 +1,244 @@
+"""The DAGs end to end with ``dag.test()``: a live ``driftloop serve``, the real prediction
+log, Great Expectations, and the retrain pipeline through the KFP local runner.
+
+Every branch of the drift monitor: no drift; drift → retrain → new champion served;
+invalid data → refused with an alert and no retrain; insufficient data; backfilled past
+hours; two concurrent runs → one submission, then the cooldown; a failed retrain fails the
+task with the run's error; the weekly DAG submits a scheduled retrain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from driftloop_airflow.local_runs import (
+    DagRunOutcome,
+    run_drift_monitor,
+    run_weekly_retrain,
+)
+
+from tests.airflow.conftest import Live
+from tests.airflow.kfp_api import recording_server
+from tests.pipelines.conftest import PETAL_SHIFT, iris_rows
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
+
+RETRAIN = ["retrain_parameters", "submit_retrain"]
+
+
+def serve_traffic(live: Live, rows: Any, *, label: bool = True) -> tuple[str, str]:
+    """Serve ``rows`` through /predict (and their species through /feedback); the window
+    that holds exactly them."""
+    start = datetime.now(UTC) - timedelta(milliseconds=1)
+    if label:
+        live.server.predict_and_label(rows)
+    else:
+        features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+        answer = live.server.post("/predict", {"records": rows[features].to_dict("records")})
+        assert answer.status_code == 200, answer.text
+    time.sleep(1.0)  # the log's flush interval is 0.2 s
+    end = datetime.now(UTC)
+    window = (start.isoformat(), end.isoformat())
+    logged = live.server.get(f"/drift/window?start={start.isoformat().replace('+', '%2B')}"
+                             f"&end={end.isoformat().replace('+', '%2B')}&limit=1").json()
+    assert logged["total"] == len(rows)
+    return window
+
+
+def assert_states(outcome: DagRunOutcome, **expected: str) -> None:
+    got = {task: outcome.tasks.get(task) for task in expected}
+    assert got == expected, f"task states {outcome.tasks}"
+
+
+def test_no_drift_means_no_retrain(shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared_live.connections(monkeypatch)
+    window = serve_traffic(shared_live, iris_rows(200, seed=11))
+    outcome = run_drift_monitor(*window)
+    assert outcome.state == "success", outcome.tasks
+    assert_states(outcome, check_serving="success", wait_for_rows="success",
+                  drift_status="success", serving_metrics="success",
+                  validate_window="success", decide="success", no_retrain="success",
+                  retrain_parameters="skipped", submit_retrain="skipped")
+    verdict = outcome.value("drift_status")
+    assert verdict["status"] == "ok" and verdict["dataset_drift"] is False
+    assert verdict["rows"] == 200
+    assert outcome.value("validate_window")["success"] is True
+    assert outcome.value("wait_for_rows") == {"rows": 200, "enough": True, "min_rows": 50}
+    metrics = outcome.value("serving_metrics")
+    assert any(key.startswith("driftloop_") for key in metrics)
+    assert shared_live.kfp_runs() == []
+
+
+def test_invalid_data_is_refused_with_an_alert_and_no_retrain(
+        shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A petal sensor reporting millimetres: drift *and* broken data. No retrain on it."""
+    shared_live.connections(monkeypatch)
+    window = serve_traffic(shared_live, iris_rows(120, seed=12, scale={"petal_length": 10}),
+                           label=False)
+    with recording_server(lambda *_: (200, {})) as (hook_url, alerts):
+        monkeypatch.setenv("DRIFTLOOP_ALERT_WEBHOOK_URL", hook_url)
+        outcome = run_drift_monitor(*window)
+    assert outcome.state == "failed"
+    assert_states(outcome, drift_status="success", validate_window="failed",
+                  decide="upstream_failed", retrain_parameters="upstream_failed",
+                  submit_retrain="upstream_failed", no_retrain="upstream_failed")
+    assert outcome.value("drift_status")["dataset_drift"] is True  # drift alone would retrain
+    report = outcome.value("validate_window", "validation")
+    assert report["success"] is False and report["rows"] == 120
+    assert any(f["column"] == "petal_length" and f["expectation"] ==
+               "expect_column_values_to_be_between" for f in report["failures"])
+    (alert,) = [a.body for a in alerts]
+    assert alert["task_id"] == "validate_window"
+    assert "data validation failed for window" in alert["text"]
+    assert "no retrain" in alert["text"] and "petal_length" in alert["text"]
+    assert Path(report["report"]).read_text().count("petal_length") >= 1
+    assert shared_live.kfp_runs() == []
+
+
+def test_backfill_evaluates_each_past_hour_from_the_log(
+        shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past hours run as scheduled runs do (data interval = the hour): each reads its own
+    rows of the prediction log, however long ago they were served."""
+    shared_live.connections(monkeypatch)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+    hours = [(hour + timedelta(hours=i), hour + timedelta(hours=i + 1)) for i in range(2)]
+    shared_live.loop.log_labeled_rows(iris_rows(150, seed=21),
+                                      window=tuple(h.isoformat() for h in hours[0]))
+    shared_live.loop.log_labeled_rows(iris_rows(12, seed=22),
+                                      window=tuple(h.isoformat() for h in hours[1]))
+    first, second = (run_drift_monitor(*h) for h in hours)
+    for outcome, (start, end) in zip((first, second), hours, strict=True):
+        assert outcome.state == "success", outcome.tasks
+        assert outcome.value("resolve_window") == {"start": start.isoformat(),
+                                                   "end": end.isoformat()}
+        assert outcome.tasks["submit_retrain"] == "skipped"
+    assert first.value("drift_status")["rows"] == 150
+    assert first.value("drift_status")["dataset_drift"] is False
+    assert second.value("wait_for_rows") == {"rows": 12, "enough": False, "min_rows": 50}
+    assert second.value("drift_status")["status"] == "insufficient_data"
+    assert second.value("validate_window")["validated"] is False
+    assert_states(second, decide="success", no_retrain="success")
+
+
+def test_drift_retrains_promotes_and_the_server_swaps(
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    live.connections(monkeypatch)
+    window = serve_traffic(live, iris_rows(240, seed=31, shift=PETAL_SHIFT))
+    outcome = run_drift_monitor(*window)
+    assert outcome.state == "success", outcome.tasks
+    assert_states(outcome, validate_window="success", decide="success",
+                  retrain_parameters="success", submit_retrain="success",
+                  no_retrain="skipped")
+    verdict = outcome.value("drift_status")
+    assert verdict["dataset_drift"] is True
+    assert {"petal_length", "petal_width"} <= set(verdict["drifted_features"])
+    run = outcome.value("submit_retrain")
+    assert run["state"] == "SUCCEEDED" and run["backend"] == "local"
+    assert run["result"]["promoted"] is True
+    assert (run["result"]["champion_before"], run["result"]["champion_after"]) == ("1", "2")
+    assert live.server.served_version() == "2", "hot swap through /admin/reload"
+    (record,) = live.kfp_runs()
+    params = record["parameters"]
+    assert params["trigger"] == "drift" and params["airflow_run_id"] == outcome.run_id
+    assert (params["window_start"], params["window_end"]) == window
+    assert params["model_name"] == "iris-classifier" and params["deploy_target"] == "local"
+    tags = live.loop.versions()["2"]
+    assert tags["trigger"] == "drift" and tags["airflow_run_id"] == outcome.run_id
+
+
+def _dag_test_in_child(home: Path, template_db: Path, window: tuple[str, str],
+                       conf: dict[str, Any], out: Path) -> subprocess.Popen:
+    """run_drift_monitor in a process of its own, on its own copy of the metadata DB: two
+    DAG runs at the same time, as two workers would run them."""
+    from driftloop_airflow.localenv import airflow_environ
+
+    home.mkdir(parents=True)
+    shutil.copyfile(template_db, home / "airflow.db")
+    env = {**os.environ, **airflow_environ(home)}
+    root = Path(__file__).parents[2]
+    code = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(root)!r}, {str(root / 'plugins')!r}]\n"
+        "from driftloop_airflow.local_runs import run_drift_monitor\n"
+        f"o = run_drift_monitor({window[0]!r}, {window[1]!r}, **{conf!r})\n"
+        f"open({str(out)!r}, 'w').write(json.dumps({{'state': o.state, 'tasks': o.tasks, "
+        "'xcoms': o.xcoms}, default=str))\n")
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=home,
+                            stdout=subprocess.DEVNULL, stderr=(home / "log").open("w"))
+
+
+def test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds(
+        shared_live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        airflow_db: Path) -> None:
+    """Two drift runs at once (two processes, one lock): exactly one submission; after it,
+    the cooldown period holds. The retrain itself fails fast here (a spec that does not
+    exist): what is under test is the submission, and a failed run counts too."""
+    live = dataclasses.replace(shared_live, kfp_state=tmp_path / "kfp")  # own run records
+    live.connections(monkeypatch)
+    window = serve_traffic(live, iris_rows(240, seed=41, shift=PETAL_SHIFT))
+    conf = {"spec": "/nonexistent/spec.yaml"}
+    outs = [tmp_path / f"run{i}.json" for i in range(2)]
+    children = [_dag_test_in_child(tmp_path / f"home{i}", airflow_db, window, conf, out)
+                for i, out in enumerate(outs)]
+    for i, child in enumerate(children):
+        assert child.wait(timeout=900) == 0, (tmp_path / f"home{i}" / "log").read_text()[-3000:]
+    results = [json.loads(out.read_text()) for out in outs]
+    submitted = [r for r in results if r["tasks"]["submit_retrain"] != "skipped"]
+    skipped = [r for r in results if r["tasks"]["submit_retrain"] == "skipped"]
+    assert len(submitted) == 1 and len(skipped) == 1, [r["tasks"] for r in results]
+    assert submitted[0]["tasks"]["submit_retrain"] == "failed"  # the bad spec, not the lock
+    (run,) = live.kfp_runs()
+    reason = skipped[0]["xcoms"]["submit_retrain"]["skipped_reason"]
+    # Depending on when the second run looked: the first retrain still running, or ended.
+    assert reason.startswith((f"a retrain is still running: {run['run_id']}",
+                              f"cooldown: retrain {run['run_id']}")), reason
+
+    # That run has ended; within the cooldown period a new drift run still does not submit.
+    later = run_drift_monitor(*window, cooldown_minutes=60)
+    assert later.state == "success", later.tasks
+    assert later.tasks["submit_retrain"] == "skipped"
+    reason = later.value("submit_retrain", "skipped_reason")
+    assert reason.startswith(f"cooldown: retrain {run['run_id']} was submitted at")
+    assert len(live.kfp_runs()) == 1
+
+
+def test_a_failed_retrain_fails_the_task_with_the_runs_error(
+        shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared_live.connections(monkeypatch)
+    with recording_server(lambda *_: (200, {})) as (hook_url, alerts):
+        monkeypatch.setenv("DRIFTLOOP_ALERT_WEBHOOK_URL", hook_url)
+        outcome = run_weekly_retrain(spec="/nonexistent/spec.yaml", deploy_target="none")
+    assert outcome.state == "failed"
+    assert outcome.tasks["submit_retrain"] == "failed"
+    (alert,) = [a.body for a in alerts]
+    assert alert["task_id"] == "submit_retrain"
+    assert "KFP run local-" in alert["text"] and "failed: step load_data" in alert["text"]
+    assert "/nonexistent/spec.yaml" in alert["text"]
+
+
+def test_weekly_retrain_submits_a_scheduled_retrain(
+        shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forced (no drift needed); the gate still decides. Runs last: it registers a version."""
+    shared_live.connections(monkeypatch)
+    window = serve_traffic(shared_live, iris_rows(60, seed=51))
+    before = {r["run_id"] for r in shared_live.kfp_runs()}
+    outcome = run_weekly_retrain(*window, deploy_target="none")
+    assert outcome.state == "success", outcome.tasks
+    (record,) = [r for r in shared_live.kfp_runs() if r["run_id"] not in before]
+    assert record["parameters"]["trigger"] == "schedule"
+    assert (record["parameters"]["window_start"], record["parameters"]["window_end"]) == window
+    result = outcome.value("submit_retrain")["result"]
+    assert result["status"] == "succeeded" and result["gate"] is not None
+    version = result["version"]
+    assert shared_live.loop.versions()[version]["trigger"] == "schedule"
+    assert shared_live.server.served_version() == "1", "deploy_target=none: nothing rolled out"
