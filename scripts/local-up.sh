@@ -105,6 +105,15 @@ export DRIFTLOOP_ADMIN_TOKEN
 SERVER_URL="http://127.0.0.1:$SERVE_PORT"
 export DRIFTLOOP_SERVER_URL="$SERVER_URL"
 
+# --- fail fast on a taken port (parts already running keep theirs) ------------------------
+running mlflow || need_port "$MLFLOW_PORT" MLFLOW_PORT "MLflow UI"
+running serve || need_port "$SERVE_PORT" SERVE_PORT "driftloop server"
+if ! running airflow; then
+  need_port "$AIRFLOW_PORT" AIRFLOW_PORT "Airflow API server"
+  need_port "${LOG_PORTS[0]}" AIRFLOW_LOG_PORTS "Airflow worker log server"
+  need_port "${LOG_PORTS[1]}" AIRFLOW_LOG_PORTS "Airflow triggerer log server"
+fi
+
 # --- the first champion (idempotent) ------------------------------------------------------
 say "champion: driftloop bootstrap (leaves an existing champion alone)"
 "$BIN/driftloop" bootstrap >"$LOGS/bootstrap.log" 2>&1 \
@@ -114,7 +123,6 @@ say "champion: driftloop bootstrap (leaves an existing champion alone)"
 if running mlflow; then
   say "mlflow: already running (pid $(cat "$RUN/mlflow.pid"))"
 else
-  need_port "$MLFLOW_PORT" MLFLOW_PORT "MLflow UI"
   MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false start mlflow "$BIN/mlflow" ui \
     --backend-store-uri "sqlite:///$STATE/mlflow.db" --host 127.0.0.1 --port "$MLFLOW_PORT"
 fi
@@ -123,7 +131,6 @@ fi
 if running serve; then
   say "serve: already running (pid $(cat "$RUN/serve.pid"))"
 else
-  need_port "$SERVE_PORT" SERVE_PORT "driftloop server"
   start serve "$BIN/driftloop" serve --host 127.0.0.1 --port "$SERVE_PORT"
 fi
 
@@ -138,9 +145,6 @@ export PATH="$BIN:$PATH"  # airflow standalone starts its parts as `airflow ...`
 if running airflow; then
   say "airflow: already running (pid $(cat "$RUN/airflow.pid"))"
 else
-  need_port "$AIRFLOW_PORT" AIRFLOW_PORT "Airflow API server"
-  need_port "${LOG_PORTS[0]}" AIRFLOW_LOG_PORTS "Airflow worker log server"
-  need_port "${LOG_PORTS[1]}" AIRFLOW_LOG_PORTS "Airflow triggerer log server"
   # SimpleAuthManager reads the admin's password from this file (standalone keeps it).
   printf '{"admin": "%s"}\n' "$AIRFLOW_PASSWORD" >"$AIRFLOW_DIR/passwords.json"
   say "airflow: migrating the metadata DB and creating the retrain pool"

@@ -252,3 +252,87 @@ def _alive(pid: int) -> bool:
 
 async def _collect(trigger: KfpRunTrigger) -> list[dict[str, Any]]:
     return [event.payload async for event in trigger.run()]
+
+
+class _TI:
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def _operator(tmp_path: Path, runner: Path, monkeypatch: pytest.MonkeyPatch, **kwargs: Any
+              ) -> Any:
+    from driftloop_airflow.operators.kfp import SubmitKfpRunOperator
+
+    from tests.airflow.conftest import set_connection
+
+    set_connection(monkeypatch, "kfp_test", {"conn_type": "generic", "extra": {
+        "backend": "local", "state_dir": str(tmp_path), "python": str(runner),
+        "workdir": str(tmp_path), "env": {"FAKE_DIR": str(tmp_path), **kwargs.pop("env", {})}}})
+    return SubmitKfpRunOperator(task_id="submit", kfp_conn_id="kfp_test",
+                                parameters={"trigger": "drift"}, display_name="r", **kwargs)
+
+
+def test_operator_defers_to_the_trigger_and_fails_with_the_runs_error(
+        tmp_path: Path, runner: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+    op = _operator(tmp_path, runner, monkeypatch, env={
+        "FAKE_EXIT": "1", "FAKE_STDOUT": '{"status": "failed", "failed_step": "train_model", '
+                                         '"error": "no labeled rows"}'})
+    ti = _TI()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": ti})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, KfpRunTrigger) and trigger.backend == "local"
+    assert trigger.run_id == ti.pushed["kfp_run_id"] and trigger.poll_interval == 2.0
+    trigger.poll_interval = 0.05
+    (event,) = asyncio.run(_collect(trigger))
+    with pytest.raises(AirflowFailException,
+                       match="failed: step train_model: no labeled rows"):
+        op.execute_complete({"ti": ti}, event)
+
+
+def test_operator_skips_while_a_run_is_active_and_terminates_on_timeout(
+        tmp_path: Path, runner: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
+
+    op = _operator(tmp_path, runner, monkeypatch, env={"FAKE_SLEEP": "300"})
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": _TI()})
+    run_id = deferred.value.trigger.run_id
+    second = _operator(tmp_path, runner, monkeypatch, env={"FAKE_SLEEP": "300"})
+    ti = _TI()
+    with pytest.raises(AirflowSkipException, match=f"a retrain is still running: {run_id}"):
+        second.execute({"ti": ti})
+    assert ti.pushed["skipped_reason"].startswith("a retrain is still running")
+    with pytest.raises(AirflowFailException, match="terminated it"):
+        op.execute_complete({}, {"status": "timeout", "run_id": run_id,
+                                 "message": f"KFP run {run_id} still RUNNING at the deadline"})
+    backend = KfpHook("kfp_test").backend
+    assert _wait_terminal(backend, run_id).state == kfp_run.CANCELED
+
+
+def test_operator_can_wait_in_place(tmp_path: Path, runner: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    op = _operator(tmp_path, runner, monkeypatch, deferrable=False, poll_interval=0.05,
+                   env={"FAKE_STDOUT": '{"status": "succeeded", "promoted": true}'})
+    result = op.execute({"ti": _TI()})
+    assert result["state"] == "SUCCEEDED" and result["result"]["promoted"] is True
+
+
+def test_operator_refuses_bad_arguments(tmp_path: Path, runner: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    bad = _operator(tmp_path, runner, monkeypatch, cooldown_minutes="soon")
+    with pytest.raises(AirflowFailException, match="cooldown_minutes must be a number"):
+        bad.execute({"ti": _TI()})
+    bad = _operator(tmp_path, runner, monkeypatch)
+    bad.parameters = "{'trigger': 'drift'}"  # a template rendered to a string
+    with pytest.raises(AirflowFailException, match="parameters must be a dict"):
+        bad.execute({"ti": _TI()})
+    assert not (tmp_path / "kfp-local" / "runs").exists() or not any(
+        (tmp_path / "kfp-local" / "runs").glob("local-*"))

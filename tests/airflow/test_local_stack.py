@@ -1,0 +1,190 @@
+"""``make up`` for real: scripts/local-up.sh starts MLflow, the server and ``airflow standalone``;
+the drift monitor is triggered and backfilled through Airflow's REST API and runs under the
+real scheduler, executor and triggerer; scripts/local-down.sh stops every process group.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from driftloop.settings import PROJECT_ROOT
+from tests.pipelines.conftest import LocalLoop, base_env, free_port, iris_rows
+
+pytestmark = pytest.mark.slow
+
+DAG = "driftloop_drift_monitor"
+
+
+@dataclass
+class Stack:
+    state: Path
+    env: dict[str, str]
+    airflow: str
+    server: str
+    mlflow: str
+    password: str
+    up_output: str
+
+    def token(self) -> str:
+        answer = httpx.post(f"{self.airflow}/auth/token", timeout=30,
+                            json={"username": "admin", "password": self.password})
+        assert answer.status_code in (200, 201), answer.text
+        return answer.json()["access_token"]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        answer = httpx.request(method, f"{self.airflow}/api/v2{path}", timeout=60,
+                               headers={"Authorization": f"Bearer {self.token()}"}, **kwargs)
+        assert answer.status_code < 300, f"{method} {path}: {answer.status_code} {answer.text}"
+        return answer.json()
+
+    def wait_run(self, run_id: str, timeout: float = 420) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.api("GET", f"/dags/{DAG}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(3)
+        raise AssertionError(f"run {run_id} still {run['state']}: {self.tasks(run_id)}")
+
+    def tasks(self, run_id: str) -> dict[str, str | None]:
+        found = self.api("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances")
+        return {t["task_id"]: t["state"] for t in found["task_instances"]}
+
+    def xcom(self, run_id: str, task_id: str) -> Any:
+        return self.api("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}"
+                        "/xcomEntries/return_value")["value"]
+
+
+def _groups(state: Path) -> dict[str, int]:
+    return {p.stem: int(p.read_text()) for p in (state / "run").glob("*.pid")}
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def stack(champion_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("make-up") / "state"
+    state.mkdir()
+    shutil.copyfile(champion_template / "mlflow.db", state / "mlflow.db")  # champion v1
+    ports = [free_port() for _ in range(5)]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DRIFTLOOP_", "AIRFLOW"))}
+    env.update(DRIFTLOOP_STATE_DIR=str(state), MLFLOW_PORT=str(ports[0]),
+               SERVE_PORT=str(ports[1]), AIRFLOW_PORT=str(ports[2]),
+               AIRFLOW_LOG_PORTS=f"{ports[3]} {ports[4]}", DRIFTLOOP_AIRFLOW_PASSWORD="s3cret",
+               UP_TIMEOUT="400")
+    up = subprocess.run([str(PROJECT_ROOT / "scripts" / "local-up.sh")], env=env,
+                        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    try:
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        yield Stack(state, env, f"http://127.0.0.1:{ports[2]}", f"http://127.0.0.1:{ports[1]}",
+                    f"http://127.0.0.1:{ports[0]}", "s3cret", up.stdout)
+    finally:
+        groups = _groups(state)
+        down = subprocess.run([str(PROJECT_ROOT / "scripts" / "local-down.sh")], env=env,
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert groups and not [name for name, g in groups.items() if _group_alive(g)]
+        assert not list((state / "run").glob("*.pid"))
+
+
+def test_make_up_prints_where_everything_answers(stack: Stack) -> None:
+    assert f"Airflow          {stack.airflow}   login: admin / s3cret" in stack.up_output
+    assert f"driftloop API    {stack.server}/docs" in stack.up_output
+    assert httpx.get(f"{stack.mlflow}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{stack.server}/ready", timeout=10).status_code == 200
+    dags = {d["dag_id"]: d for d in stack.api("GET", "/dags")["dags"]}
+    assert set(dags) == {DAG, "driftloop_weekly_retrain"}
+    assert dags[DAG]["is_paused"] is False and dags["driftloop_weekly_retrain"]["is_paused"]
+    assert stack.api("GET", "/importErrors")["total_entries"] == 0
+    pool = stack.api("GET", "/pools/driftloop_retrain")
+    assert pool["slots"] == 1
+    # Again while up: every part is left alone.
+    again = subprocess.run([str(PROJECT_ROOT / "scripts" / "local-up.sh")], env=stack.env,
+                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    for part in ("mlflow", "serve", "airflow"):
+        assert f"{part}: already running" in again.stdout
+
+
+def test_a_taken_port_is_refused_before_anything_starts(stack: Stack, tmp_path: Path) -> None:
+    airflow_port = stack.airflow.rsplit(":", 1)[1]
+    env = {**stack.env, "DRIFTLOOP_STATE_DIR": str(tmp_path / "other"),
+           "MLFLOW_PORT": str(free_port()), "SERVE_PORT": airflow_port}
+    refused = subprocess.run([str(PROJECT_ROOT / "scripts" / "local-up.sh")], env=env,
+                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1
+    assert (f"port {airflow_port} (driftloop server) is taken by another program: stop it, "
+            "or pick another port with SERVE_PORT=<port>") in refused.stderr
+    assert not list((tmp_path / "other" / "run").glob("*.pid"))
+    assert not (tmp_path / "other" / "mlflow.db").exists(), "nothing bootstrapped"
+
+
+def test_a_rest_triggered_run_succeeds(stack: Stack) -> None:
+    """What a user does from the UI or a script: trigger with ``logical_date: null``."""
+    loop = LocalLoop(stack.state, base_env(stack.state))
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    rows = iris_rows(80, seed=71)
+    features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    answer = httpx.post(f"{stack.server}/predict", timeout=30,
+                        json={"records": rows[features].to_dict("records")})
+    assert answer.status_code == 200, answer.text
+    time.sleep(1)
+    end = datetime.now(UTC)
+    run = stack.api("POST", f"/dags/{DAG}/dagRuns", json={
+        "logical_date": None,
+        "conf": {"window_start": start.isoformat(), "window_end": end.isoformat()}})
+    done = stack.wait_run(run["dag_run_id"])
+    tasks = stack.tasks(run["dag_run_id"])
+    assert done["state"] == "success", tasks
+    assert tasks["validate_window"] == "success" and tasks["no_retrain"] == "success"
+    assert tasks["submit_retrain"] == "skipped"
+    verdict = stack.xcom(run["dag_run_id"], "drift_status")
+    assert verdict["rows"] == 80 and verdict["dataset_drift"] is False
+    assert loop.alias("champion") == "1"
+
+
+def test_backfill_through_the_api_reads_each_past_hour(stack: Stack) -> None:
+    loop = LocalLoop(stack.state, base_env(stack.state))
+    first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
+    hours = [(first + timedelta(hours=i), first + timedelta(hours=i + 1)) for i in range(2)]
+    for (start, end), n in zip(hours, (60, 7), strict=True):
+        loop.log_labeled_rows(iris_rows(n, seed=72), window=(start.isoformat(),
+                                                            end.isoformat()))
+    backfill = stack.api("POST", "/backfills", json={
+        "dag_id": DAG, "from_date": hours[0][0].isoformat(),
+        "to_date": hours[1][0].isoformat(), "max_active_runs": 1})
+    deadline = time.monotonic() + 600
+    while True:
+        runs = [r for r in stack.api("GET", f"/dags/{DAG}/dagRuns")["dag_runs"]
+                if r.get("run_type") == "backfill"]
+        if len(runs) == 2 and all(r["state"] in ("success", "failed") for r in runs):
+            break
+        assert time.monotonic() < deadline, f"backfill {backfill['id']}: {runs}"
+        time.sleep(5)
+    by_start = {datetime.fromisoformat(r["data_interval_start"].replace("Z", "+00:00")): r
+                for r in runs}
+    assert sorted(by_start) == [h[0] for h in hours]
+    full, short = (by_start[h[0]]["dag_run_id"] for h in hours)
+    assert all(r["state"] == "success" for r in runs), [stack.tasks(r["dag_run_id"])
+                                                        for r in runs]
+    assert stack.xcom(full, "drift_status")["rows"] == 60
+    assert stack.xcom(short, "drift_status")["status"] == "insufficient_data"
+    assert stack.xcom(short, "wait_for_rows") == {"rows": 7, "enough": False, "min_rows": 50}
