@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: help env test lint demo mlflow-ui clean reset up down
+.PHONY: help env test lint demo mlflow-ui clean reset up down bench bench-tools
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -56,6 +56,25 @@ up: env ## start MLflow UI, the server and Airflow (standalone) locally; prints 
 
 down: ## stop everything `make up` started
 	scripts/local-down.sh
+
+# --- benchmarks (benchmarks/RESULTS.md) ----------------------------------------------------
+# Evidently needs pandas<3, so it gets its own environment (not committed).
+BENCH_EVIDENTLY_VENV := benchmarks/.venv-evidently
+BENCH_EVIDENTLY := evidently==0.7.23
+
+$(BENCH_EVIDENTLY_VENV)/bin/python: | $(UV)
+	$(UV) venv -q --python $(PYTHON) $(BENCH_EVIDENTLY_VENV)
+	$(UV) pip install -q --python $(BENCH_EVIDENTLY_VENV)/bin/python "$(BENCH_EVIDENTLY)" "pandas<3"
+
+bench-tools: ## install wrk (Debian package) if missing
+	@command -v wrk >/dev/null || { \
+	  echo "wrk not found: installing it with apt-get"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	@command -v taskset >/dev/null || { echo "error: taskset (util-linux) is required"; exit 1; }
+
+bench: env bench-tools $(BENCH_EVIDENTLY_VENV)/bin/python ## serving + drift benchmarks side by side; writes benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run
 
 reset: ## forget the local state (.driftloop/: MLflow store, prediction log, reports)
 	rm -rf .driftloop

@@ -76,7 +76,8 @@ def ks_statistics(reference_sorted: np.ndarray, window: np.ndarray) -> np.ndarra
         raise ValueError(f"window has {win.shape[1]} numeric columns, reference has {k}")
     if m == 0 or n == 0:
         raise ValueError("KS needs at least one reference and one window value")
-    w_sorted = np.sort(np.ascontiguousarray(win.T), axis=1)
+    w_sorted = np.array(win.T, order="C")  # one copy, then sorted in place
+    w_sorted.sort(axis=1)
     # Scaled by n*m: D- = max_j (j*n - right_j*m), D+ = max_j (left_j*m - (j-1)*n).
     upto = np.arange(1, m + 1, dtype=np.int64) * n           # F_win(w_j), last of ties
     before = upto - n                                         # F_win(w_j^-), first of ties

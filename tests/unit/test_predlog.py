@@ -83,13 +83,21 @@ def test_latest_and_interval_windows_return_exact_features(log_url: str) -> None
 
 def test_interval_over_the_cap_is_an_even_sample(log_url: str) -> None:
     log = PredictionLog(log_url)
-    _log_rows(log, 1000, step_s=0.1)
+    rows = []
+    for i in range(1000):  # feature 0 holds the row's position in time
+        rows += rows_for(to_micros(T0) + i * 100_000, [f"r{i}"], "iris-classifier", "1",
+                         np.array([[float(i), 0, 0, 0]]), None, ["setosa"],
+                         np.array([[1.0, 0, 0]]), LABELS)
+    log.write_rows(rows)
     window = log.interval_window("iris-classifier", T0, T0 + timedelta(hours=1), 4, 0,
                                  max_rows=100)
     assert window.total_rows == 1000
     assert window.sampled and 90 <= window.rows <= 100
-    span = (window.last_ts - window.first_ts) / 1e6
-    assert span > 90  # spread over the ~100 s the rows cover, not the first 10 s
+    positions = np.sort(window.numeric[:, 0])
+    assert positions[0] < 20 and positions[-1] > 980  # spread over the whole interval
+    assert np.diff(positions).max() <= 20
+    # The window's bounds are the interval's.
+    assert (window.first_ts, window.last_ts) == (to_micros(T0), to_micros(T0 + timedelta(hours=1)))
 
 
 def test_categoricals_round_trip(log_url: str) -> None:

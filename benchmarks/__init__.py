@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks: serving throughput and drift computation (``make bench``)."""
