@@ -13,7 +13,7 @@
 #                              <state>/admin-token)
 #   DRIFTLOOP_AIRFLOW_PASSWORD Airflow's admin password (default: driftloop)
 #   DRIFTLOOP_AIRFLOW_DB_URL   Airflow metadata DB (default: SQLite in <state>/airflow), e.g.
-#                              postgresql+psycopg2://user:pass@host:5432/airflow
+#                              postgresql://user:pass@host:5432/airflow (psycopg 3)
 #   UP_TIMEOUT                 seconds to wait for each part (default: 300)
 set -euo pipefail
 

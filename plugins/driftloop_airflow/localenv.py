@@ -23,13 +23,13 @@ def airflow_environ(home: Path, *, sql_alchemy_conn: str | None = None, api_port
     """Airflow settings for driftloop's local shape: our DAGs and plugins, no examples,
     SQLite in ``home`` unless a database URL is given, SimpleAuthManager with one admin."""
     home = Path(home).resolve()
+    database = metadata_db_environ(sql_alchemy_conn or f"sqlite:///{home / 'airflow.db'}")
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn
-        or f"sqlite:///{home / 'airflow.db'}",
+        **database,
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
@@ -39,6 +39,18 @@ def airflow_environ(home: Path, *, sql_alchemy_conn: str | None = None, api_port
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_ports[0]),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(log_ports[1]),
     }
+
+
+def metadata_db_environ(url: str) -> dict[str, str]:
+    """Airflow's metadata DB, sync and async engines. PostgreSQL goes through psycopg 3 (the
+    one driver installed): Airflow would otherwise derive ``asyncpg`` for its async engine."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix):]
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
+    if url.startswith("postgresql+psycopg://"):
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = url
+    return env
 
 
 def connections_environ(*, server_url: str, serving_token: str | None = None,

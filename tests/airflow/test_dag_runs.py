@@ -156,15 +156,21 @@ def test_drift_retrains_promotes_and_the_server_swaps(
     assert tags["trigger"] == "drift" and tags["airflow_run_id"] == outcome.run_id
 
 
-def _dag_test_in_child(home: Path, template_db: Path, window: tuple[str, str],
-                       conf: dict[str, Any], out: Path) -> subprocess.Popen:
-    """run_drift_monitor in a process of its own, on its own copy of the metadata DB: two
-    DAG runs at the same time, as two workers would run them."""
+def _dag_test_in_child(home: Path, window: tuple[str, str], conf: dict[str, Any], out: Path,
+                       *, template_db: Path | None = None, db_url: str | None = None,
+                       ) -> subprocess.Popen:
+    """run_drift_monitor in a process of its own, on its own metadata DB (a copy of the
+    migrated SQLite one, or a PostgreSQL database migrated here): two DAG runs at the same
+    time, as two workers would run them."""
+    from driftloop_airflow.local_runs import migrate
     from driftloop_airflow.localenv import airflow_environ
 
     home.mkdir(parents=True)
-    shutil.copyfile(template_db, home / "airflow.db")
-    env = {**os.environ, **airflow_environ(home)}
+    env = {**os.environ, **airflow_environ(home, sql_alchemy_conn=db_url)}
+    if template_db is not None:
+        shutil.copyfile(template_db, home / "airflow.db")
+    else:
+        migrate(env)
     root = Path(__file__).parents[2]
     code = (
         "import json, sys\n"
@@ -188,8 +194,8 @@ def test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds(
     window = serve_traffic(live, iris_rows(240, seed=41, shift=PETAL_SHIFT))
     conf = {"spec": "/nonexistent/spec.yaml"}
     outs = [tmp_path / f"run{i}.json" for i in range(2)]
-    children = [_dag_test_in_child(tmp_path / f"home{i}", airflow_db, window, conf, out)
-                for i, out in enumerate(outs)]
+    children = [_dag_test_in_child(tmp_path / f"home{i}", window, conf, out,
+                                   template_db=airflow_db) for i, out in enumerate(outs)]
     for i, child in enumerate(children):
         assert child.wait(timeout=900) == 0, (tmp_path / f"home{i}" / "log").read_text()[-3000:]
     results = [json.loads(out.read_text()) for out in outs]
@@ -210,6 +216,25 @@ def test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds(
     reason = later.value("submit_retrain", "skipped_reason")
     assert reason.startswith(f"cooldown: retrain {run['run_id']} was submitted at")
     assert len(live.kfp_runs()) == 1
+
+
+@pytest.mark.postgres
+def test_airflow_metadata_on_postgresql(shared_live: Live, monkeypatch: pytest.MonkeyPatch,
+                                        tmp_path: Path, pg_database: str) -> None:
+    """`make up` with DRIFTLOOP_AIRFLOW_DB_URL: Airflow's metadata on PostgreSQL (psycopg 3
+    for both of its engines), migrated, and a drift monitor run on it."""
+    shared_live.connections(monkeypatch)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
+    out = tmp_path / "run.json"
+    child = _dag_test_in_child(tmp_path / "home", (hour.isoformat(),
+                                                   (hour + timedelta(hours=1)).isoformat()),
+                               {}, out, db_url=pg_database)
+    assert child.wait(timeout=600) == 0, (tmp_path / "home" / "log").read_text()[-3000:]
+    result = json.loads(out.read_text())
+    assert result["state"] == "success", result["tasks"]
+    assert result["tasks"]["no_retrain"] == "success"
+    assert result["xcoms"]["wait_for_rows"]["return_value"]["rows"] == 0
+    assert not (tmp_path / "home" / "airflow.db").exists()
 
 
 def test_a_failed_retrain_fails_the_task_with_the_runs_error(
