@@ -593,13 +593,12 @@ class RegisterOutcome:
 
 
 def versions_with_run_key(client: Any, name: str, key: str) -> list[Any]:
-    """Versions of ``name`` tagged with ``key``, newest first."""
-    from mlflow.exceptions import MlflowException
+    """Versions of ``name`` tagged with ``key``, newest first.
 
-    try:
-        found = client.search_model_versions(f"name = '{name}' and tags.{TAG_RUN_KEY} = '{key}'")
-    except MlflowException:
-        return []
+    Not guarded: if the registry cannot answer, promoting could not be made idempotent, so
+    the step fails instead.
+    """
+    found = client.search_model_versions(f"name = '{name}' and tags.{TAG_RUN_KEY} = '{key}'")
     return sorted(found, key=lambda mv: int(mv.version), reverse=True)
 
 

@@ -344,3 +344,18 @@ def test_run_local_names_the_failing_step_and_cause(loop: LocalLoop) -> None:
     assert summary["run_key"] is None  # the parameters never formed a valid request
     assert sorted(loop.versions()) == ["1"] and loop.alias("champion") == "1"
     assert proc.stdout.count("\n") == 1  # stdout is the JSON line only
+
+
+def test_run_key_lookup_works_on_sqlite_and_postgresql_stores(mlflow_settings: Settings) -> None:
+    """Idempotency rests on the registry filtering versions by tag; both backends must."""
+    from driftloop.bootstrap import bootstrap
+    from driftloop.registry import connect, register_version
+
+    first = bootstrap(mlflow_settings).info
+    client = connect(mlflow_settings)
+    source = client.get_model_version(MODEL, "1").source
+    for key in ("aaaa", "bbbb", "aaaa"):
+        register_version(client, MODEL, first["run_id"], source, {retrain.TAG_RUN_KEY: key})
+    found = retrain.versions_with_run_key(client, MODEL, "aaaa")
+    assert [str(mv.version) for mv in found] == ["4", "2"]  # newest first
+    assert retrain.versions_with_run_key(client, MODEL, "cccc") == []
