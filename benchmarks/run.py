@@ -46,8 +46,10 @@ def render() -> str:
         lines += [
             "## Serving: `POST /predict`, one row, 32 connections", "",
             "Each server on CPU 0 (`taskset -c 0`, one process), `wrk -t1 -c32` on CPU 1, "
-            f"{serving['rounds']} rounds of {serving['duration_s']} s alternating between the "
-            "servers (medians). driftloop as deployed: ONNX form, every row written to the "
+            f"{serving['rounds']} rounds of {serving['duration_s']} s (after a 3 s warm-up each); "
+            "in every round driftloop and the bare endpoint run back to back, in alternating "
+            "order, and the headline ratios are the medians of the rounds' ratios. "
+            "driftloop as deployed: ONNX form, every row written to the "
             "prediction log (SQLite, WAL), a poller calling `GET /drift/status` every second. "
             "The baseline is one FastAPI endpoint that parses the same JSON body and returns "
             "a constant (`benchmarks/bare_app.py`), on the same uvicorn/uvloop/httptools "
@@ -74,6 +76,12 @@ def render() -> str:
             f"`GET /drift/status` calls during the runs: "
             f"{serving['drift_status_calls']['ok']} of {serving['drift_status_calls']['count']} "
             "answered 200.",
+            "- Per-round ratios: driftloop / bare " + ", ".join(
+                f"{r:.0%}" for r in serving["per_round_ratios"]["vs_bare"])
+            + "; driftloop / mlflow " + ", ".join(
+                f"{r:.0f}x" for r in serving["per_round_ratios"]["vs_mlflow"])
+            + f" (ratios of the medians: {serving['ratio_of_medians']['vs_bare']:.0%} and "
+            f"{serving['ratio_of_medians']['vs_mlflow']:.0f}x).",
             "- Rounds (req/s): " + "; ".join(
                 f"{name} " + ", ".join(f"{r['rps']:,.0f}" for r in serving["runs"][name])
                 for name in ("driftloop", "mlflow", "bare")),

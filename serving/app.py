@@ -7,6 +7,7 @@ pinned by ``DRIFTLOOP_MODEL_VERSION``, else the ``champion``), warms it, and on 
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,12 +62,14 @@ def create_app(settings: Settings | None = None, *, model: ServedModel | None = 
             await run_in_threadpool(state.close_log)
             raise StartupError(str(exc)) from None
         state.install(served)
+        state.freeze_heap()
         log.info("serving %s version %s (%s); prediction log %s", served.name, served.version,
                  served.form, _safe_url(settings.log_url))
         try:
             yield
         finally:
             await run_in_threadpool(state.close_log)
+            gc.unfreeze()
 
     app = FastAPI(title="driftloop serving", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)

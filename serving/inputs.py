@@ -80,6 +80,24 @@ def _named(model: ServedModel, rows: list[dict[str, Any]]) -> list[list[Any]]:
 def to_arrays(model: ServedModel, form: str, rows: list) -> tuple[np.ndarray, np.ndarray]:
     """Numeric (n, k) float64 and categorical (n, m) str arrays, or :class:`InputError`."""
     table = _named(model, rows) if form == "records" else _positional(model, rows, form)
+    if not model.categorical:
+        # Fast path: the body parser leaves only floats and strings, so an all-number table
+        # becomes a float64 array in one call; anything else gets the row-by-row message.
+        array = np.array(table)
+        if (array.dtype == np.float64 and np.isfinite(array).all()
+                and np.abs(array).max() <= FLOAT32_MAX):
+            return array, _EMPTY[len(table)]
+    _check_rows(model, form, table)
+    k = len(model.numeric)
+    if not model.categorical:
+        return np.array(table, dtype=np.float64), _EMPTY[len(table)]
+    numeric = np.array([row[:k] for row in table], dtype=np.float64).reshape(len(table), k)
+    categorical = np.array([row[k:] for row in table], dtype=object)
+    return numeric, categorical
+
+
+def _check_rows(model: ServedModel, form: str, table: list[list[Any]]) -> None:
+    """Raise :class:`InputError` naming the first bad value (row and feature)."""
     k = len(model.numeric)
     names = model.feature_names
     label = "record" if form == "records" else "row"
@@ -96,11 +114,6 @@ def to_arrays(model: ServedModel, form: str, rows: list) -> tuple[np.ndarray, np
             if type(row[j]) is not str:
                 raise InputError(f"{label} {i}, feature '{names[j]}' is categorical: expected "
                                  f"a string, got {_describe(row[j])}")
-    if not model.categorical:
-        return np.array(table, dtype=np.float64), _EMPTY[len(table)]
-    numeric = np.array([row[:k] for row in table], dtype=np.float64).reshape(len(table), k)
-    categorical = np.array([row[k:] for row in table], dtype=object)
-    return numeric, categorical
 
 
 class _EmptyCategorical(dict):

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.metrics import ENDPOINTS
+from serving.routers.predict import predict_bytes
 from serving.state import AppState
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,6 @@ class ServingMiddleware:
                                          time.perf_counter() - started)
 
     async def _predict(self, receive: Receive, send: Send) -> int:
-        from serving.routers.predict import predict_bytes
-
         try:
             body = await _read_body(receive, self.limit)
         except BodyTooLarge:

@@ -48,6 +48,9 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Fal
             else "champion", settings.tracking_uri)
         model = load(settings)
         app = create_app(settings, model=model)
+        logging.getLogger("driftloop.serving").info(
+            "listening on http://%s:%d (docs: /docs, OpenAPI: /openapi.json)", settings.host,
+            settings.port)
         config = uvicorn.Config(app, log_level=log_level, access_log=access_log,
                                 loop="uvloop", http="httptools", lifespan="on",
                                 timeout_graceful_shutdown=30)

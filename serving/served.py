@@ -8,6 +8,7 @@ in the middle of a request cannot mix two models.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -52,6 +53,11 @@ class ServedModel:
     positions: dict[str, int]
     known_categories: tuple[frozenset[str], ...]
     loaded_at: datetime
+    #: JSON pieces of the /predict answer, encoded once: ``"model": {...}``, each label as a
+    #: JSON string, and one row's format (request id, label JSON, then the probabilities).
+    head_json: str = ""
+    label_json: tuple[str, ...] = ()
+    row_template: str = ""
     #: Bound Prometheus children, one per label (filled by the app).
     counters: list[Any] = field(default_factory=list)
 
@@ -110,6 +116,10 @@ def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
         positions={name: i for i, name in enumerate((*numeric, *categorical))},
         known_categories=tuple(frozenset(cats) for cats, _ in reference.categories),
         loaded_at=datetime.now(UTC),
+        head_json='"model": ' + json.dumps({"name": bundle.name, "version": bundle.version}),
+        label_json=tuple(json.dumps(label) for label in labels),
+        row_template='{"request_id": "%s", "label": %s, "probabilities": {' + ", ".join(
+            json.dumps(label).replace("%", "%%") + ": %r" for label in labels) + "}}",
     )
     warm_up(served)
     return served

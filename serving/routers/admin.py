@@ -61,6 +61,8 @@ def _reload(state: AppState, version: str | None) -> dict:
             state.metrics.reloads.labels("failure").inc()
             raise HTTPException(503, f"{exc}; still serving version {previous}") from None
         state.install(served)
+        del before
+        state.freeze_heap()
         state.metrics.reloads.labels("success").inc()
         log.info("reloaded %s: version %s -> %s (%s)", served.name, previous, served.version,
                  served.form)
