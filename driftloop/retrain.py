@@ -762,8 +762,6 @@ def summarize(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "version": mine,
         "outcome": tags.get(TAG_OUTCOME),
         "gate": gate,
-        "kfp_run_id": tags.get(lineage.TAG_KFP_RUN_ID),
-        "kfp_run_name": tags.get(TAG_KFP_RUN_NAME),
         "deploy_error": tags.get(TAG_DEPLOY_ERROR),
     }
 

@@ -93,6 +93,19 @@ def _resolve(params: dict[str, Any]) -> tuple[Any, str | None]:
     return ctx, lin.run_key(ctx)
 
 
+def _run_identity(root: Path, new_runs: list[str]) -> dict[str, Any]:
+    """This run's KFP name (its directory under the pipeline root; submissions on one
+    machine are serialized by the Airflow hook) and id (from load_data's run record)."""
+    if not new_runs:
+        return {"kfp_run_name": None, "kfp_run_id": None, "artifacts": None}
+    run_dir = root / new_runs[-1]
+    run_id = None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        output = json.loads((run_dir / "load-data" / "executor_output.json").read_text())
+        run_id = json.loads(output["parameterValues"]["run"])["kfp_run_id"] or None
+    return {"kfp_run_name": run_dir.name, "kfp_run_id": run_id, "artifacts": str(run_dir)}
+
+
 @contextlib.contextmanager
 def _env_unchanged() -> Iterator[None]:
     saved = dict(os.environ)
@@ -148,6 +161,6 @@ def run_local(params: dict[str, Any], *, pipeline_root: Path | None = None,
         summary["error"] = first.get("error") or error
     if ctx is not None and before is not None:
         summary.update(retrain.summarize(before, retrain.registry_state(ctx, run_key)))
-    summary["artifacts"] = str(root / new_runs[-1]) if new_runs else None
+    summary.update(_run_identity(root, new_runs))
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary

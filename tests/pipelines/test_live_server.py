@@ -117,6 +117,8 @@ def test_drift_retrain_serves_new_champion_rerun_is_safe_broken_version_rolls_ba
     assert tags["airflow_run_id"] == "scheduled__2026-03-01T10:00:00+00:00"
     assert tags["window_start"] == start.replace("Z", "+00:00")
     assert tags["kfp_run_name"] == summary["kfp_run_name"]
+    assert tags["kfp_run_id"] == summary["kfp_run_id"]
+    assert summary["artifacts"].endswith("/" + summary["kfp_run_name"])
     # The new model gets the drifted readings right.
     fresh = iris_rows(200, seed=5, shift=PETAL_SHIFT)
     now_served = server.post("/predict", {"records": fresh.drop(columns="species")
@@ -156,6 +158,7 @@ def test_drift_retrain_serves_new_champion_rerun_is_safe_broken_version_rolls_ba
     assert (again["champion_before"], again["champion_after"]) == ("2", "2")
     assert again["promoted"] is False and again["new_version"] is None
     assert again["version"] == "2"
+    assert again["kfp_run_name"] != summary["kfp_run_name"]  # this run's, not v2's
     assert sorted(loop.versions()) == ["1", "2"]
     assert loop.alias("previous") == "1"
     assert "already promoted as v2 (still champion" in proc.stderr

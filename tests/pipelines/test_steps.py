@@ -325,7 +325,7 @@ def test_summary_reports_what_the_run_changed() -> None:
         "champion_before": "1", "champion_after": "2", "promoted": True, "new_version": "2",
         "version": "2", "outcome": "promoted",
         "gate": {"passed": True, "reason": "passed: x", "metric": "accuracy"},
-        "kfp_run_id": "7", "kfp_run_name": "driftloop-retrain-1", "deploy_error": None,
+        "deploy_error": None,
     }
     rerun = retrain.summarize(after, after)
     assert (rerun["promoted"], rerun["new_version"], rerun["version"]) == (False, None, "2")
