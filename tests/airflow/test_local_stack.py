@@ -188,3 +188,38 @@ def test_backfill_through_the_api_reads_each_past_hour(stack: Stack) -> None:
     assert stack.xcom(full, "drift_status")["rows"] == 60
     assert stack.xcom(short, "drift_status")["status"] == "insufficient_data"
     assert stack.xcom(short, "wait_for_rows") == {"rows": 7, "enough": False, "min_rows": 50}
+
+
+def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:
+    """An open window defers wait_for_rows to DriftWindowTrigger in the triggerer; a forced
+    retrain defers submit_retrain to KfpRunTrigger, whose run fails (a spec that does not
+    exist) and fails the task with the run's error."""
+    start = datetime.now(UTC)
+    end = start + timedelta(seconds=20)
+    run = stack.api("POST", f"/dags/{DAG}/dagRuns", json={
+        "logical_date": None,
+        "conf": {"window_start": start.isoformat(), "window_end": end.isoformat(),
+                 "force": True, "spec": "/nonexistent/spec.yaml", "deploy_target": "none"}})
+    time.sleep(8)  # rows arrive while wait_for_rows is deferred
+    rows = iris_rows(60, seed=73)
+    features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    answer = httpx.post(f"{stack.server}/predict", timeout=30,
+                        json={"records": rows[features].to_dict("records")})
+    assert answer.status_code == 200, answer.text
+    done = stack.wait_run(run["dag_run_id"])
+    tasks = stack.tasks(run["dag_run_id"])
+    assert done["state"] == "failed", tasks
+    assert tasks["wait_for_rows"] == "success" and tasks["submit_retrain"] == "failed"
+    assert stack.xcom(run["dag_run_id"], "wait_for_rows") == {"rows": 60, "enough": True,
+                                                              "min_rows": 50}
+    # The triggerer ran both triggers: their own log files, next to the task's.
+    task_logs = stack.state / "airflow" / "logs" / f"dag_id={DAG}" / \
+        f"run_id={run['dag_run_id']}"
+    window_trigger = "".join(p.read_text() for p in
+                             (task_logs / "task_id=wait_for_rows").glob("*.trigger.*.log"))
+    assert "0 of 50 rows" in window_trigger and "Trigger fired event" in window_trigger
+    kfp_trigger = "".join(p.read_text() for p in
+                          (task_logs / "task_id=submit_retrain").glob("*.trigger.*.log"))
+    assert ": RUNNING" in kfp_trigger and "Trigger fired event" in kfp_trigger
+    log = (task_logs / "task_id=submit_retrain" / "attempt=1.log").read_text()
+    assert "failed: step load_data" in log and "/nonexistent/spec.yaml" in log
