@@ -10,16 +10,15 @@ import logging
 from datetime import timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 from driftloop_airflow import decisions
 from driftloop_airflow.config import (
-    DAG_TAGS,
     REASON_DRIFT,
     RETRAIN_POOL,
     SERVING_CONN_ID,
     airflow_settings,
 )
-from driftloop_airflow.dag_defaults import START_DATE, default_args, retrain_params, window_params
+from driftloop_airflow.dag_defaults import dag_args, retrain_params, window_params
 from driftloop_airflow.operators.kfp import SubmitKfpRunOperator
 from driftloop_airflow.operators.validation import ValidateWindowOperator
 from driftloop_airflow.sensors.drift import DriftSensor
@@ -57,14 +56,9 @@ thresholds), `min_rows`, window override, gate thresholds.
 @dag(
     dag_id="driftloop_drift_monitor",
     description="Hourly: drift + metrics + data validation of the last hour; retrain on drift",
-    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **dag_args(cron="@hourly", tag="drift"),
     is_paused_upon_creation=False,
     dagrun_timeout=timedelta(hours=3),
-    default_args=default_args(),
-    tags=[*DAG_TAGS, "drift"],
     doc_md=DOC,
     params={
         "force": Param(False, type="boolean",

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, dag
-from driftloop_airflow.config import DAG_TAGS, REASON_SCHEDULE, RETRAIN_POOL, airflow_settings
-from driftloop_airflow.dag_defaults import START_DATE, default_args, retrain_params, window_params
+from airflow.sdk import dag
+from driftloop_airflow.config import REASON_SCHEDULE, RETRAIN_POOL, airflow_settings
+from driftloop_airflow.dag_defaults import dag_args, retrain_params, window_params
 from driftloop_airflow.operators.kfp import SubmitKfpRunOperator
 from driftloop_airflow.tasks import check_serving, resolve_window, retrain_parameters
 
@@ -38,14 +38,9 @@ it then runs once for the last complete week and every Sunday 00:00 UTC after th
 @dag(
     dag_id="driftloop_weekly_retrain",
     description="Weekly: forced retrain (reason=schedule); the gate decides promotion",
-    schedule=CronDataIntervalTimetable("@weekly", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **dag_args(cron="@weekly", tag="retrain"),
     is_paused_upon_creation=True,
     dagrun_timeout=timedelta(hours=4),
-    default_args=default_args(),
-    tags=[*DAG_TAGS, "retrain"],
     doc_md=DOC,
     params={**window_params(), **retrain_params(settings)},
 )

@@ -31,6 +31,23 @@ def default_args() -> dict[str, Any]:
     }
 
 
+def dag_args(*, cron: str, tag: str) -> dict[str, Any]:
+    """What both DAGs declare alike: a UTC data-interval schedule (each run's window is the
+    period it covers), no catchup, one run at a time, the shared tags and default args."""
+    from airflow.sdk import CronDataIntervalTimetable
+
+    from driftloop_airflow.config import DAG_TAGS
+
+    return {
+        "schedule": CronDataIntervalTimetable(cron, timezone="UTC"),
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": default_args(),
+        "tags": [*DAG_TAGS, tag],
+    }
+
+
 def _optional_timestamp(description: str) -> Param:
     return Param(None, type=["null", "string"], format="date-time", description=description)
 
