@@ -149,8 +149,8 @@ class WindowPage(BaseModel):
 
 
 class ReloadRequest(_Body):
-    version: Annotated[StrictStr, Field(pattern=r"^\s*[0-9]+\s*$")] | Annotated[
-        int, Field(ge=1)] | None = Field(
+    version: Annotated[StrictStr, Field(pattern=r"^\s*[0-9]{1,18}\s*$")] | Annotated[
+        int, Field(ge=1, le=10**18)] | None = Field(
         default=None, description="A registered version; omitted: the current champion.",
         examples=["2"])
 

@@ -175,8 +175,12 @@ def resolve(settings: Settings, version: str | None = None, *,
             raise VersionNotFound(f"no champion for model {name!r} in {settings.tracking_uri}; "
                                   "run `driftloop bootstrap` first")
         return client, name, str(champion.version), False
-    _check_exists(client, name, str(version), settings)
-    return client, name, str(version), pinned
+    version = str(version).strip()
+    if not version.isdigit() or int(version) >= 2**63:  # registry versions are int64
+        raise VersionNotFound(f"model {name!r} has no version {version} in "
+                              f"{settings.tracking_uri}")
+    _check_exists(client, name, version, settings)
+    return client, name, version, pinned
 
 
 def load_version(client: Any, name: str, version: str, *, pinned: bool = False) -> ServedModel:
