@@ -42,6 +42,35 @@ def migrate(env: dict[str, str] | None = None) -> None:
                    capture_output=True, text=True)
 
 
+def setup_local_airflow(home: Path, *, server_url: str, state_dir: Path,
+                        admin_token: str | None = None, python: str | None = None) -> None:
+    """Everything ``dag.test()`` needs, in this process: Airflow's environment (before
+    Airflow is imported), the two connections (the server; the KFP local runner on
+    ``state_dir``), a migrated metadata DB in ``home`` and the retrain pool."""
+    import os
+
+    from driftloop_airflow.localenv import airflow_environ, local_connections_environ
+
+    if "airflow.settings" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(
+            Path(home).resolve()):
+        raise RuntimeError("Airflow was imported before setup_local_airflow(): call it first")
+    os.environ.update(airflow_environ(Path(home)))
+    os.environ.update(local_connections_environ(server_url=server_url, state_dir=state_dir,
+                                                token=admin_token, python=python))
+    migrate(dict(os.environ))
+    create_pool()
+
+
+def create_pool() -> None:
+    """The one-slot pool the submit tasks share (``make up`` creates it with the CLI)."""
+    from airflow.models.pool import Pool
+
+    from driftloop_airflow.config import RETRAIN_POOL
+
+    Pool.create_or_update_pool(RETRAIN_POOL, slots=1, include_deferred=False,
+                               description="driftloop: one retrain submission at a time")
+
+
 def load_dag(dag_id: str) -> Any:
     """The DAG as the scheduler parses it, from the configured DAGs folder."""
     from airflow.dag_processing.dagbag import DagBag

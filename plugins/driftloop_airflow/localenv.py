@@ -84,6 +84,19 @@ def local_kfp_connection(*, state_dir: Path, python: str | None = None,
     return {"conn_type": "generic", "extra": extra}
 
 
+def local_connections_environ(*, server_url: str, state_dir: Path, token: str | None = None,
+                              python: str | None = None) -> dict[str, str]:
+    """Both connections of the local shape: the server, and the KFP local runner whose
+    pipeline reads ``state_dir`` and hot-reloads the server with the admin token."""
+    state = Path(state_dir).resolve()
+    pipeline_env = {"DRIFTLOOP_STATE_DIR": str(state), "DRIFTLOOP_SERVER_URL": server_url}
+    if token:
+        pipeline_env["DRIFTLOOP_ADMIN_TOKEN"] = token
+    return connections_environ(server_url=server_url, serving_token=token,
+                               kfp=local_kfp_connection(state_dir=state, python=python,
+                                                        env=pipeline_env))
+
+
 def shell_exports(argv: list[str] | None = None) -> str:
     """``export`` lines for scripts/local-up.sh: the same environment the tests use."""
     import argparse
@@ -101,15 +114,11 @@ def shell_exports(argv: list[str] | None = None) -> str:
     parser.add_argument("--python", default=None, help="interpreter of the local KFP runner")
     args = parser.parse_args(argv)
     state = args.state_dir.resolve()
-    pipeline_env = {"DRIFTLOOP_STATE_DIR": str(state), "DRIFTLOOP_SERVER_URL": args.server_url}
-    if args.token:
-        pipeline_env["DRIFTLOOP_ADMIN_TOKEN"] = args.token
     env = {
         **airflow_environ(args.home, sql_alchemy_conn=args.db_url, api_port=args.api_port,
                           log_ports=tuple(args.log_ports)),
-        **connections_environ(server_url=args.server_url, serving_token=args.token,
-                              kfp=local_kfp_connection(state_dir=state, python=args.python,
-                                                       env=pipeline_env)),
+        **local_connections_environ(server_url=args.server_url, state_dir=state,
+                                    token=args.token, python=args.python),
         "DRIFTLOOP_STATE_DIR": str(state),
     }
     return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in env.items())

@@ -24,14 +24,10 @@ def airflow_db() -> Path:
     """The session's metadata DB, migrated (``dag.test()`` and pools need it)."""
     import os
 
-    from driftloop_airflow.local_runs import migrate
+    from driftloop_airflow.local_runs import create_pool, migrate
 
     migrate(dict(os.environ))
-    from airflow.models.pool import Pool
-    from driftloop_airflow.config import RETRAIN_POOL
-
-    Pool.create_or_update_pool(RETRAIN_POOL, slots=1, description="driftloop retrain submit",
-                               include_deferred=False)
+    create_pool()
     return AIRFLOW_HOME / "airflow.db"
 
 

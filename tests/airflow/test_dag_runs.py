@@ -237,6 +237,31 @@ def test_airflow_metadata_on_postgresql(shared_live: Live, monkeypatch: pytest.M
     assert not (tmp_path / "home" / "airflow.db").exists()
 
 
+def test_setup_local_airflow_is_all_a_fresh_process_needs(shared_live: Live,
+                                                          tmp_path: Path) -> None:
+    """The demo's entry point: a fresh interpreter, setup_local_airflow(), run_drift_monitor()."""
+    root = Path(__file__).parents[2]
+    served = serve_traffic(shared_live, iris_rows(70, seed=81))
+    code = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(root)!r}, {str(root / 'plugins')!r}]\n"
+        "from driftloop_airflow.local_runs import run_drift_monitor, setup_local_airflow\n"
+        f"setup_local_airflow({str(tmp_path / 'home')!r}, server_url={shared_live.server.url!r},"
+        f" state_dir={str(shared_live.loop.state)!r}, admin_token={shared_live.server.token!r})\n"
+        f"o = run_drift_monitor({served[0]!r}, {served[1]!r})\n"
+        "print(json.dumps({'state': o.state, 'tasks': o.tasks, "
+        "'verdict': o.value('drift_status')}))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DRIFTLOOP_"))}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["state"] == "success", result["tasks"]
+    assert result["tasks"]["no_retrain"] == "success"
+    assert result["verdict"]["rows"] == 70 and result["verdict"]["dataset_drift"] is False
+    assert (tmp_path / "home" / "airflow.db").exists()
+
+
 def test_a_failed_retrain_fails_the_task_with_the_runs_error(
         shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     shared_live.connections(monkeypatch)
