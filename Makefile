@@ -44,8 +44,8 @@ test: env ## create/update the env, lint, run the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-demo: env ## bootstrap a champion into the local MLflow store and show it
-	$(BIN)/driftloop bootstrap
+demo: env ## the whole closed loop locally (PORT=8000, SPEC=specs/iris.yaml, STATE=.driftloop)
+	$(BIN)/python -m demo
 
 mlflow-ui: env ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui \

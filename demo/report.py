@@ -1,0 +1,65 @@
+"""The closing timeline and summary of a demo run."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from demo.scenario import DemoResult, _pct, _verdict
+
+
+def render(result: DemoResult, out: TextIO) -> None:
+    p = result.phases
+    start = result.timeline[0].at if result.timeline else None
+
+    def say(line: str = "") -> None:
+        print(line, file=out)
+
+    say()
+    say("=" * 78)
+    say(f"driftloop demo: the closed loop on {result.model_name}, "
+        f"{result.seconds:.0f}s end to end")
+    say("=" * 78)
+    say("timeline (seconds since the first step)")
+    for event in result.timeline:
+        offset = (event.at - start).total_seconds() if start else 0.0
+        say(f"  {offset:6.1f}  {event.what}")
+    say()
+    say("versions")
+    say(f"  champion before: v{result.champion_before} (bootstrap)")
+    say(f"  champion after:  v{result.champion_after}  tags: "
+        + ", ".join(f"{k}={result.lineage.get(k)}" for k in
+                    ("trigger", "airflow_run_id", "kfp_run_id", "window_start", "window_end")))
+    say()
+    say("drift in the drifted window (KS per numeric feature, Bonferroni-corrected)")
+    drift = p["drift"].drift or {}
+    say(f"  {'feature':<20} {'test':<5} {'statistic':>9} {'p (corr.)':>10}  drifted")
+    drifted = set(drift.get("drifted_features", []))
+    for f in drift.get("features", []):
+        say(f"  {f['feature']:<20} {f['test']:<5} {f['statistic']:>9.3f} "
+            f"{f['p_value_adjusted']:>10.2e}  {'yes' if f['feature'] in drifted else 'no'}")
+    say()
+    say("accuracy on live traffic (client-side, from the feedback labels)")
+    say(f"  stable traffic, v{result.champion_before}:          "
+        f"{_pct(p['stable'].served.accuracy())}")
+    say(f"  drifted traffic, v{result.champion_before} (before):  "
+        f"{_pct(p['drift'].served.accuracy())}")
+    say(f"  drifted traffic, v{result.champion_after} (after):   {_pct(result.after.accuracy())}")
+    bg = result.background
+    say(f"  during the retrain and hot swap: {bg.sent} requests, {bg.failed} failed")
+    if result.time_to_recovery_s is not None:
+        say(f"  time to recovery (first drifted request -> new champion serving): "
+            f"{result.time_to_recovery_s:.1f}s")
+    say()
+    say("decisions of the drift monitor DAG")
+    for name in ("stable", "drift", "broken"):
+        say(f"  {name:<7} {p[name].dag_run_id}: {_verdict(p[name])}")
+    say()
+    say("where to look")
+    for key, label in (("evaluation_report", "evaluation report (drift, plots, gate)"),
+                       ("kfp_run", "KFP run artifacts"),
+                       ("validation_report", "refused window's validation report"),
+                       ("mlflow_store", "MLflow store"), ("prediction_log", "prediction log")):
+        if result.artifacts.get(key):
+            say(f"  {label:<40} {result.artifacts[key]}")
+    say("  MLflow UI and Airflow UI on these same runs: make up  (then http://127.0.0.1:5000 "
+        "and http://127.0.0.1:8080, admin / driftloop); make down to stop")

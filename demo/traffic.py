@@ -1,0 +1,174 @@
+"""Scenario traffic for any spec, and a client that serves it and sends the feedback.
+
+Three populations, each with its true labels:
+
+- **stable**: rows resampled from the spec's training data (the champion's own world);
+- **drifted**: every numeric feature multiplied by :data:`DRIFT_FACTOR` (with ±3 % noise) —
+  for Iris, "a new greenhouse grows flowers 40 % larger" — categoricals unchanged; the true
+  label stays the original row's (larger flowers are still the same species);
+- **broken**: stable rows whose first numeric feature arrives in the wrong unit (x10, cm
+  read as mm): valid numbers, impossible values — the expectation suite must refuse them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from driftloop.spec import ModelSpec
+
+DRIFT_FACTOR = 1.4
+DRIFT_NOISE = 0.03
+BROKEN_FACTOR = 10.0
+
+
+def stable_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return frame.sample(n, replace=True, random_state=seed).reset_index(drop=True)
+
+
+def drifted_rows(frame: pd.DataFrame, spec: ModelSpec, n: int, seed: int) -> pd.DataFrame:
+    rows = stable_rows(frame, n, seed)
+    rng = np.random.default_rng(seed)
+    for col in spec.features.numeric:
+        noise = rng.normal(1.0, DRIFT_NOISE, n)
+        rows[col] = (rows[col] * DRIFT_FACTOR * noise).round(3)
+    return rows
+
+
+def broken_rows(frame: pd.DataFrame, spec: ModelSpec, n: int, seed: int) -> pd.DataFrame:
+    rows = stable_rows(frame, n, seed)
+    first = spec.features.numeric[0]
+    rows[first] = rows[first] * BROKEN_FACTOR
+    return rows
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Served:
+    """What one phase of traffic got back."""
+
+    sent: int = 0
+    failed: int = 0
+    correct_by_version: Counter[str] = field(default_factory=Counter)
+    total_by_version: Counter[str] = field(default_factory=Counter)
+    first_at: datetime | None = None
+    first_seen: dict[str, datetime] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def accuracy(self, version: str | None = None) -> float | None:
+        if version is None:
+            total = sum(self.total_by_version.values())
+            correct = sum(self.correct_by_version.values())
+        else:
+            total, correct = self.total_by_version[version], self.correct_by_version[version]
+        return correct / total if total else None
+
+    def merge(self, other: Served) -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.correct_by_version.update(other.correct_by_version)
+        self.total_by_version.update(other.total_by_version)
+        self.errors += other.errors
+        for version, at in other.first_seen.items():
+            if version not in self.first_seen or at < self.first_seen[version]:
+                self.first_seen[version] = at
+        if other.first_at and (self.first_at is None or other.first_at < self.first_at):
+            self.first_at = other.first_at
+
+
+class TrafficClient:
+    """Sends rows one per request (as live callers do) and their true labels as feedback."""
+
+    def __init__(self, url: str, spec: ModelSpec, *, timeout: float = 10.0) -> None:
+        self._http = httpx.Client(base_url=url, timeout=timeout)
+        self._spec = spec
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _record(self, row: pd.Series) -> dict[str, Any]:
+        out: dict[str, Any] = {c: float(row[c]) for c in self._spec.features.numeric}
+        out.update({c: str(row[c]) for c in self._spec.features.categorical})
+        return out
+
+    def serve(self, rows: pd.DataFrame, served: Served | None = None,
+              stop: threading.Event | None = None, pause_s: float = 0.0) -> Served:
+        served = served or Served()
+        feedback: list[dict[str, str]] = []
+        for _, row in rows.iterrows():
+            if stop is not None and stop.is_set():
+                break
+            sent_at = utcnow()
+            served.first_at = served.first_at or sent_at
+            served.sent += 1
+            try:
+                answer = self._http.post("/predict", json={"records": [self._record(row)]})
+            except httpx.HTTPError as exc:
+                served.failed += 1
+                served.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if answer.status_code != 200:
+                served.failed += 1
+                served.errors.append(f"{answer.status_code}: {answer.text[:200]}")
+                continue
+            body = answer.json()
+            version = str(body["model"]["version"])
+            prediction = body["predictions"][0]
+            truth = str(row[self._spec.target])
+            served.first_seen.setdefault(version, utcnow())
+            served.total_by_version[version] += 1
+            served.correct_by_version[version] += int(prediction["label"] == truth)
+            feedback.append({"request_id": prediction["request_id"], "label": truth})
+            if len(feedback) >= 100:
+                self.send_feedback(feedback)
+                feedback = []
+            if pause_s:
+                time.sleep(pause_s)
+        if feedback:
+            self.send_feedback(feedback)
+        return served
+
+    def send_feedback(self, labels: list[dict[str, str]]) -> None:
+        answer = self._http.post("/feedback", json={"labels": labels})
+        answer.raise_for_status()
+
+    def get(self, path: str, **params: Any) -> Any:
+        answer = self._http.get(path, params=params or None)
+        answer.raise_for_status()
+        return answer.json()
+
+
+class BackgroundTraffic(threading.Thread):
+    """Keeps drifted traffic flowing while Airflow, KFP and the reload do their work, so the
+    hot swap happens under load; counts every failed request."""
+
+    def __init__(self, url: str, spec: ModelSpec, rows: pd.DataFrame, pause_s: float) -> None:
+        super().__init__(name="demo-traffic", daemon=True)
+        self._client = TrafficClient(url, spec)
+        self._rows = rows
+        self._pause = pause_s
+        self.stop_event = threading.Event()
+        self.served = Served()
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                self._client.serve(self._rows, self.served, self.stop_event, self._pause)
+        finally:
+            self._client.close()
+
+    def stop(self) -> Served:
+        self.stop_event.set()
+        self.join(timeout=30)
+        return self.served
