@@ -105,7 +105,7 @@ class ServingMiddleware:
                 "(DRIFTLOOP_MAX_BODY_BYTES)")}).encode(), close=True)
             return 413
         try:
-            status, payload = predict_bytes(self.state, body)
+            status, payload = await predict_bytes(self.state, body)
         except Exception:  # a bug, not bad input: answer 500 and keep the traceback
             log.exception("POST /predict failed")
             status, payload = 500, b'{"detail": "internal error (see the server log)"}'

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from driftloop.predlog import LogWriter, PredictionLog
 from driftloop.settings import Settings
+from serving.batcher import Batcher
 from serving.metrics import Metrics
 from serving.served import ModelHolder, ServedModel
 
@@ -23,6 +24,7 @@ class AppState:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     holder: ModelHolder = field(default_factory=ModelHolder)
+    batcher: Batcher = field(default_factory=Batcher)
     log: PredictionLog | None = None
     writer: LogWriter | None = None
     _accuracy_at: float = 0.0

@@ -1,8 +1,9 @@
 """``POST /predict``: one row or a batch; every served row goes to the prediction log.
 
 This is the hot path, so it is written as one function from body bytes to ``(status, JSON
-bytes)``: pydantic-core validates the body in one ``model_validate_json`` call, the answer is
-serialized once, and bad input becomes its 4xx answer right here. The route below documents
+bytes)``: pydantic-core validates the body in one ``model_validate_json`` call, requests that
+arrive together share one model call (serving/batcher.py), the answer is serialized once, and
+bad input becomes its 4xx answer right here. The route below documents
 it (the OpenAPI request and response schemas are exactly what it accepts and returns) and
 serves it through FastAPI; :class:`serving.middleware.ServingMiddleware` calls the same
 function directly for ``POST /predict``, skipping routing, dependency solving and two
@@ -69,7 +70,7 @@ def _error(status: int, detail: str) -> tuple[int, bytes]:
     return status, json.dumps({"detail": detail}).encode()
 
 
-def predict_bytes(state: AppState, body: bytes) -> tuple[int, bytes]:
+async def predict_bytes(state: AppState, body: bytes) -> tuple[int, bytes]:
     """The whole of ``POST /predict``: body bytes in, ``(status, JSON body)`` out."""
     started = time.perf_counter()
     model = state.holder.current  # one read: this request uses this model to the end
@@ -84,13 +85,14 @@ def predict_bytes(state: AppState, body: bytes) -> tuple[int, bytes]:
         form, rows = rows_of(request.features, request.instances, request.records,
                              state.settings.max_batch_rows)
         numeric, categorical = to_arrays(model, form, rows)
-        proba = np.asarray(model.predict_proba(numeric, categorical), dtype=np.float64)
-        n = len(rows)
-        if proba.shape != (n, len(model.labels)) or not np.isfinite(proba).all():
-            raise InputError("the model returned no valid probabilities for these inputs "
-                             "(values far outside the training range?)")
     except InputError as exc:
         return _error(exc.status, str(exc))
+    # Requests arriving together share one model call (serving/batcher.py).
+    proba = await state.batcher.predict(model, numeric, categorical)
+    n = len(rows)
+    if proba.shape != (n, len(model.labels)) or not np.isfinite(proba).all():
+        return _error(422, "the model returned no valid probabilities for these inputs "
+                           "(values far outside the training range?)")
     best = proba.argmax(axis=1)
     labels = model.label_array[best].tolist()
     ids = _new_ids(n)
@@ -131,5 +133,5 @@ async def predict(request: Request) -> Response:
     logged. Unknown categories are accepted and counted
     (``driftloop_unknown_categories_total``).
     """
-    status, payload = predict_bytes(request.app.state.driftloop, await request.body())
+    status, payload = await predict_bytes(request.app.state.driftloop, await request.body())
     return Response(payload, status_code=status, media_type="application/json")
