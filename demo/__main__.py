@@ -12,15 +12,6 @@ from driftloop.errors import DriftloopError
 from driftloop.settings import PROJECT_ROOT
 
 
-def _jsonable(value: object) -> object:
-    """Plain JSON: Airflow's XComs may hold tuple-keyed mappings (keys become strings)."""
-    if isinstance(value, dict):
-        return {k if isinstance(k, str) else str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--state-dir", type=Path,
@@ -50,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     render(result, sys.stdout)
     if args.json:
-        args.json.write_text(json.dumps(_jsonable(result.to_dict()), indent=2, default=str))
+        args.json.write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return 0
 
 

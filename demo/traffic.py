@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -60,8 +59,9 @@ class Served:
 
     sent: int = 0
     failed: int = 0
-    correct_by_version: Counter[str] = field(default_factory=Counter)
-    total_by_version: Counter[str] = field(default_factory=Counter)
+    # Plain dicts, not Counters: dataclasses.asdict() mangles Counters into tuple keys.
+    correct_by_version: dict[str, int] = field(default_factory=dict)
+    total_by_version: dict[str, int] = field(default_factory=dict)
     first_at: datetime | None = None
     first_seen: dict[str, datetime] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -71,20 +71,9 @@ class Served:
             total = sum(self.total_by_version.values())
             correct = sum(self.correct_by_version.values())
         else:
-            total, correct = self.total_by_version[version], self.correct_by_version[version]
+            total = self.total_by_version.get(version, 0)
+            correct = self.correct_by_version.get(version, 0)
         return correct / total if total else None
-
-    def merge(self, other: Served) -> None:
-        self.sent += other.sent
-        self.failed += other.failed
-        self.correct_by_version.update(other.correct_by_version)
-        self.total_by_version.update(other.total_by_version)
-        self.errors += other.errors
-        for version, at in other.first_seen.items():
-            if version not in self.first_seen or at < self.first_seen[version]:
-                self.first_seen[version] = at
-        if other.first_at and (self.first_at is None or other.first_at < self.first_at):
-            self.first_at = other.first_at
 
 
 class TrafficClient:
@@ -127,8 +116,9 @@ class TrafficClient:
             prediction = body["predictions"][0]
             truth = str(row[self._spec.target])
             served.first_seen.setdefault(version, utcnow())
-            served.total_by_version[version] += 1
-            served.correct_by_version[version] += int(prediction["label"] == truth)
+            served.total_by_version[version] = served.total_by_version.get(version, 0) + 1
+            served.correct_by_version[version] = (served.correct_by_version.get(version, 0)
+                                                  + int(prediction["label"] == truth))
             feedback.append({"request_id": prediction["request_id"], "label": truth})
             if len(feedback) >= 100:
                 self.send_feedback(feedback)
