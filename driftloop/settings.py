@@ -116,6 +116,28 @@ class Settings(BaseSettings):
         default=100_000, ge=10, description="Cap on the training reference sample."
     )
 
+    # --- retraining (read by the Airflow side) ------------------------------------------
+    retrain_cooldown_minutes: int = Field(
+        default=120, ge=0,
+        description="No drift retrain is submitted within this many minutes after the last "
+        "one (a retrain that is still running always blocks a new one). 0: only the running "
+        "one blocks.",
+    )
+    retrain_timeout_minutes: int = Field(
+        default=120, ge=1,
+        description="How long the DAG waits for a retrain run before failing the task.",
+    )
+    deploy_target: Literal["local", "kubernetes", "none"] = Field(
+        default="local",
+        description="Where the retrain pipeline rolls a promoted model out: `local` "
+        "(hot-reload the server), `kubernetes` (patch the serving Deployment) or `none`.",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description="Failures and refused windows are POSTed here as JSON (Slack-compatible "
+        "`text` field). Unset: alerts are only logged.",
+    )
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         self.state_dir = self.state_dir.expanduser().resolve()

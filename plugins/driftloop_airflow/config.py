@@ -1,13 +1,11 @@
 """Names and settings the DAGs and plugins share.
 
-The Airflow side reads the same ``DRIFTLOOP_*`` environment as the rest of driftloop: this
-class extends :class:`driftloop.settings.Settings` (pydantic only, no ML stack) with what only
-Airflow needs. DAG files read it at parse time, so it must stay cheap: environment only.
+The Airflow side reads the same ``DRIFTLOOP_*`` environment as the rest of driftloop, through
+the one :class:`driftloop.settings.Settings` class (pydantic only, no ML stack). DAG files
+read it at parse time, so it must stay cheap: environment only.
 """
 
 from __future__ import annotations
-
-from pydantic import Field
 
 from driftloop.settings import Settings
 
@@ -25,31 +23,6 @@ REASON_SCHEDULE = "schedule"
 REASON_MANUAL = "manual"
 
 
-class AirflowSettings(Settings):
-    """``DRIFTLOOP_*`` settings of the Airflow side, on top of the shared ones."""
-
-    retrain_cooldown_minutes: int = Field(
-        default=120, ge=0,
-        description="No drift retrain is submitted within this many minutes after the last "
-        "one (a retrain that is still running always blocks a new one). 0: only the running "
-        "one blocks.",
-    )
-    alert_webhook_url: str | None = Field(
-        default=None,
-        description="Failures and refused windows are POSTed here as JSON (Slack-compatible "
-        "`text` field). Unset: alerts are only logged.",
-    )
-    deploy_target: str = Field(
-        default="local",
-        description="Where the retrain pipeline rolls a promoted model out: `local` "
-        "(hot-reload the server) or `kubernetes` (patch the serving Deployment).",
-    )
-    retrain_timeout_minutes: int = Field(
-        default=120, ge=1,
-        description="How long the DAG waits for a retrain run before failing the task.",
-    )
-
-
-def airflow_settings() -> AirflowSettings:
+def airflow_settings() -> Settings:
     """Fresh settings from the environment (no cache: tests and DAG runs change it)."""
-    return AirflowSettings()
+    return Settings()

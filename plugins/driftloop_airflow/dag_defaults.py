@@ -10,7 +10,8 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from driftloop_airflow.config import OWNER, AirflowSettings
+from driftloop.settings import Settings
+from driftloop_airflow.config import OWNER
 from driftloop_airflow.notifiers.webhook import WebhookNotifier
 
 #: Before any data driftloop could have logged; catchup is off, so nothing runs from here.
@@ -61,7 +62,7 @@ def window_params() -> dict[str, Param]:
     }
 
 
-def retrain_params(settings: AirflowSettings) -> dict[str, Param]:
+def retrain_params(settings: Settings) -> dict[str, Param]:
     """What a manual run may change about the retrain it submits."""
     return {
         "model_name": Param("", type="string", description=(
