@@ -302,12 +302,17 @@ def _allow_deserialization() -> Iterator[None]:
             os.environ[key] = before
 
 
-def load_sklearn(name: str, version: str) -> Any:
-    """The registered sklearn pipeline of a version."""
+def load_sklearn_model(model_uri: str) -> Any:
+    """An sklearn model logged by driftloop (``models:/...`` or ``runs:/...``)."""
     import mlflow.sklearn
 
     with _allow_deserialization():
-        return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        return mlflow.sklearn.load_model(model_uri)
+
+
+def load_sklearn(name: str, version: str) -> Any:
+    """The registered sklearn pipeline of a version."""
+    return load_sklearn_model(f"models:/{name}/{version}")
 
 
 @dataclass

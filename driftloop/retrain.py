@@ -445,13 +445,10 @@ def load_logged_model(settings: Settings, model_uri: str) -> Any:
     ``models:/m-...`` URIs resolve through the tracking store, so connect first: a fresh
     process (a KFP pod) has no tracking URI of its own.
     """
-    import mlflow.sklearn
-
-    from driftloop.registry import _allow_deserialization
+    from driftloop.registry import load_sklearn_model
 
     connect(settings)
-    with _allow_deserialization():
-        return mlflow.sklearn.load_model(model_uri)
+    return load_sklearn_model(model_uri)
 
 
 def _champion_reference(ctx: Context, run_id: str) -> pd.DataFrame | None:
