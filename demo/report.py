@@ -39,11 +39,13 @@ def render(result: DemoResult, out: TextIO) -> None:
             f"{f['p_value_adjusted']:>10.2e}  {'yes' if f['feature'] in drifted else 'no'}")
     say()
     say("accuracy on live traffic (client-side, from the feedback labels)")
-    say(f"  stable traffic, v{result.champion_before}:          "
-        f"{_pct(p['stable'].served.accuracy())}")
-    say(f"  drifted traffic, v{result.champion_before} (before):  "
-        f"{_pct(p['drift'].served.accuracy())}")
-    say(f"  drifted traffic, v{result.champion_after} (after):   {_pct(result.after.accuracy())}")
+    rows = [(f"stable traffic, v{result.champion_before}", p["stable"].served.accuracy()),
+            (f"drifted traffic, v{result.champion_before} (before the retrain)",
+             p["drift"].served.accuracy()),
+            (f"drifted traffic, v{result.champion_after} (after the swap)",
+             result.after.accuracy())]
+    for label, value in rows:
+        say(f"  {label:<42} {_pct(value):>6}")
     bg = result.background
     say(f"  during the retrain and hot swap: {bg.sent} requests, {bg.failed} failed")
     if result.time_to_recovery_s is not None:

@@ -183,6 +183,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
     (state / "logs").mkdir(parents=True, exist_ok=True)
     env = _demo_environ(config)
     os.environ.update(env)
+    mark(f"demo started: state {state}, spec {config.spec_path.name}")
     settings = Settings()
     server = Server(state, config.port, env)
     migration = _start_airflow_migration(config, server)
