@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
@@ -61,13 +62,16 @@ def test_unknown_ids_are_a_404_naming_them_and_nothing_is_recorded(iris: TestCli
 def test_feedback_right_after_predict_waits_for_the_log_queue(
     make_client, iris_store, iris_model
 ) -> None:
-    # A 1 s flush interval: the row is still queued when its label arrives.
     client = make_client(iris_store, iris_model, log_flush_interval_s=1.0)
+    writer = state_of(client).writer
+    writer.flush_interval = 60.0  # once its current 1 s wait ends, the writer sleeps for long
+    time.sleep(1.2)
     rid = _serve(client, 1)[0]["request_id"]
-    assert state_of(client).writer.pending_rows == 1
+    assert writer.pending_rows == 1  # the row is still queued when its label arrives
     response = client.post("/feedback", json={"request_id": rid, "label": "setosa"})
     assert response.status_code == 200, response.text
     assert response.json()["recorded"] == [rid]
+    assert writer.pending_rows == 0
 
 
 def test_bad_feedback_is_a_clear_4xx(make_client, iris_store, iris_model) -> None:
