@@ -132,6 +132,11 @@ def from_micros(us: int) -> datetime:
     return datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
 
 
+def _iso(us: int) -> str:
+    """ISO-8601 UTC with a ``Z``, as the serving API writes every time."""
+    return from_micros(us).isoformat().replace("+00:00", "Z")
+
+
 def now_micros() -> int:
     return time.time_ns() // 1000
 
@@ -417,7 +422,7 @@ class PredictionLog:
     def interval_rows(self, model_name: str | None, start: datetime | str | int,
                       end: datetime | str | int, *, limit: int, offset: int,
                       numeric: Sequence[str], categorical: Sequence[str]
-                      ) -> tuple[list[tuple[Any, ...]], int]:
+                      ) -> tuple[list[dict[str, Any]], int]:
         """One page of an interval's rows (ts order), each with its feedback label or None."""
         where = self._interval(model_name, start, end)
         stmt = (select(predictions.c.ts, predictions.c.request_id, predictions.c.model_version,
@@ -430,9 +435,9 @@ class PredictionLog:
         total = self.count(model_name, start, end)
         with self.engine.connect() as conn:
             found = conn.execute(stmt).all()
-        out: list[tuple[Any, ...]] = []
+        out: list[dict[str, Any]] = []
         for ts, rid, version, num, cat, pred, label in found:
-            row: dict[str, Any] = {"ts": from_micros(ts).isoformat(), "request_id": rid,
+            row: dict[str, Any] = {"ts": _iso(ts), "request_id": rid,
                                    "model_version": version}
             values = np.frombuffer(num, dtype="<f8")
             if len(values) == len(numeric):
