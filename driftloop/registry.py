@@ -215,14 +215,18 @@ def register_version(
 ) -> str:
     """Register the logged model as a new version of ``name``; returns the version."""
     from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.utils.models import _parse_model_id_if_present
 
     try:
         client.get_registered_model(name)
     except MlflowException:
         with suppress(MlflowException):  # another process may create it concurrently
             client.create_registered_model(name, description="Managed by driftloop.")
+    # A tracking *server* refuses a ``models:/m-...`` source without its model id (a local
+    # store does not check): pass it, as ``mlflow.register_model`` does.
     mv = client.create_model_version(name, source=model_uri, run_id=run_id,
-                                     tags={k: str(v) for k, v in tags.items()})
+                                     tags={k: str(v) for k, v in tags.items()},
+                                     model_id=_parse_model_id_if_present(model_uri))
     _wait_ready(client, name, mv.version)
     return str(mv.version)
 
