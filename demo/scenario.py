@@ -230,15 +230,21 @@ def _loop(config: DemoConfig, progress: Progress, mark: Any, timeline: list[Even
         with _output_to(airflow_log):
             return run_drift_monitor(start, end, **params)
 
+    def serve_then_monitor(name: str, rows: Any, describe: str) -> PhaseResult:
+        """Serve a phase's rows, then run the drift monitor on exactly that window."""
+        start = utcnow()
+        served = client.serve(rows)
+        mark(describe.format(sent=served.sent, accuracy=_pct(served.accuracy())))
+        with progress.step(f"drift monitor DAG on the {name} window"):
+            outcome = monitor(start, utcnow() + timedelta(milliseconds=1))
+        phases[name] = _phase(name, start, served, outcome)
+        mark(f"drift monitor: {_verdict(phases[name])}")
+        return phases[name]
+
     # --- 1. stable traffic: no drift, no retrain ------------------------------------------
-    start = utcnow()
-    served = client.serve(stable_rows(frame, config.stable_rows, config.seed))
-    mark(f"stable phase: {served.sent} requests from the training distribution, "
-         f"live accuracy {_pct(served.accuracy())}")
-    with progress.step("drift monitor DAG on the stable window"):
-        outcome = monitor(start, utcnow() + timedelta(milliseconds=1))
-    phases["stable"] = _phase("stable", start, served, outcome)
-    mark(f"drift monitor: {_verdict(phases['stable'])}")
+    serve_then_monitor("stable", stable_rows(frame, config.stable_rows, config.seed),
+                       "stable phase: {sent} requests from the training distribution, "
+                       "live accuracy {accuracy}")
 
     # --- 2. drift: accuracy falls, Airflow notices, KFP retrains, the server swaps --------
     start = utcnow()
@@ -269,14 +275,9 @@ def _loop(config: DemoConfig, progress: Progress, mark: Any, timeline: list[Even
          f"{_pct(after.accuracy())} (v{champion_after})")
 
     # --- 3. bad data: refused, no retrain --------------------------------------------------
-    start = utcnow()
-    broken = client.serve(broken_rows(frame, spec, config.broken_rows, config.seed + 4))
-    mark(f"bad-data phase: {broken.sent} requests with {spec.features.numeric[0]} in the wrong "
-         f"unit (x{BROKEN_FACTOR:g})")
-    with progress.step("drift monitor DAG on the bad window"):
-        outcome = monitor(start, utcnow() + timedelta(milliseconds=1))
-    phases["broken"] = _phase("broken", start, broken, outcome)
-    mark(f"drift monitor: {_verdict(phases['broken'])}")
+    serve_then_monitor("broken", broken_rows(frame, spec, config.broken_rows, config.seed + 4),
+                       "bad-data phase: {sent} requests with "
+                       f"{spec.features.numeric[0]} in the wrong unit (x{BROKEN_FACTOR:g})")
     client.close()
 
     first_drift = drift_phase.served.first_at
