@@ -2,7 +2,8 @@
 
 FastAPI's default validation error is a list of pydantic records; clients (and the Airflow
 hooks) read one ``detail`` string, so validation errors are flattened into one line that
-names the field. Malformed JSON is a 400 that says where parsing stopped.
+names the field. Malformed JSON is a 400 that says where parsing stopped. A prediction log
+whose database cannot be reached is a 503 that says so.
 """
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input(_request: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    from sqlalchemy.exc import OperationalError
+
+    @app.exception_handler(OperationalError)
+    async def _log_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
+        # The prediction log's database is away: the endpoints that read it cannot answer,
+        # but this is not a server bug (no traceback); /predict keeps serving meanwhile.
+        cause = str(exc.orig or exc).strip().splitlines()[0][:300]
+        log.warning("prediction log unavailable: %s", cause)
+        return JSONResponse({"detail": f"prediction log unavailable ({cause}); predictions "
+                                       "are still served, retry later"}, status_code=503)
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
