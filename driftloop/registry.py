@@ -340,14 +340,28 @@ class ModelBundle:
         return self.predictor.form
 
 
+def _raise_if_unreachable(doing: str) -> None:
+    """A registry that went away mid-load is :class:`RegistryError`, not a broken version."""
+    import mlflow
+
+    try:
+        check_reachable(mlflow.get_tracking_uri())
+    except RegistryError as exc:
+        raise RegistryError(f"{exc} (while {doing})") from None
+
+
 def load_bundle(client: Any, name: str, version: str, *, prefer_onnx: bool = True) -> ModelBundle:
-    """Download a version's artifacts and build its predictor (ONNX when logged)."""
+    """Download a version's artifacts and build its predictor (ONNX when logged).
+
+    :class:`ModelLoadError` when the version cannot be served; :class:`RegistryError` when
+    the tracking server stopped answering meanwhile (the version may be fine)."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
     try:
         mv = client.get_model_version(name, str(version))
     except MlflowException as exc:
+        _raise_if_unreachable(f"reading model {name} version {version}")
         raise ModelLoadError(f"model {name} version {version} not found: {exc.message}") \
             from None
     try:
@@ -362,6 +376,7 @@ def load_bundle(client: Any, name: str, version: str, *, prefer_onnx: bool = Tru
             onnx_bytes = onnx_path.read_bytes() if onnx_path.exists() else None
             spec = parse_spec(json.dumps(metadata["spec"]), origin=local / "spec.yaml")
     except (MlflowException, OSError, KeyError, ValueError) as exc:
+        _raise_if_unreachable(f"downloading model {name} version {version}")
         raise ModelLoadError(
             f"model {name} version {version}: artifacts under {ARTIFACT_DIR}/ are missing or "
             f"unreadable ({type(exc).__name__}: {exc})"

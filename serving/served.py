@@ -191,6 +191,8 @@ def load_version(client: Any, name: str, version: str, *, pinned: bool = False) 
         bundle = load_bundle(client, name, str(version))
     except ModelLoadError as exc:
         raise LoadFailed(str(exc)) from None
+    except RegistryError as exc:  # the registry went away mid-load: not the version's fault
+        raise RegistryUnavailable(str(exc)) from None
     return prepare(bundle, pinned=pinned)
 
 
