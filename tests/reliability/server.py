@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from driftloop.settings import PROJECT_ROOT
-from tests.reliability.proxy import _free_port
+from tests.reliability.proxy import free_port
 
 TOKEN = "reliability-admin-token-7f3a9c"
 
@@ -31,7 +31,7 @@ class ServerProcess:
     def __init__(self, env: dict[str, str], log_path: Path,
                  args: Sequence[str] = ("--log-level", "warning"), port: int | None = None,
                  ) -> None:
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         with log_path.open("ab") as out:
