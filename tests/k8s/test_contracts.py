@@ -300,16 +300,7 @@ def test_the_state_dir_is_writable_in_the_serving_pods(overlay: list[dict]) -> N
     assert state_dir in {m["mountPath"] for m in serving["volumeMounts"]}
 
 
-# --- RBAC ------------------------------------------------------------------------------------
-
-
-def test_the_deploy_role_can_only_touch_the_serving_deployment(overlay: list[dict]) -> None:
-    role = find(overlay, "Role", "driftloop-serving-deployer")
-    (rule,) = role["rules"]
-    assert rule["apiGroups"] == ["apps"]
-    assert rule["resources"] == ["deployments"]
-    assert rule["resourceNames"] == [naming.SERVING_DEPLOYMENT]
-    assert sorted(rule["verbs"]) == ["get", "patch", "watch"]
+# --- RBAC (the Role's rules against the deployer's requests: tests/reliability/test_security.py)
 
 
 def test_the_kfp_runner_account_is_bound_to_the_deploy_role(overlay: list[dict]) -> None:

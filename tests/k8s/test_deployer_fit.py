@@ -1,13 +1,12 @@
 """The retrain pipeline's deploy step against these manifests: its patches apply to the
-serving Deployment (kubectl's own strategic merge, offline), and the API calls it makes are
-exactly what the RBAC Role grants."""
+serving Deployment (kubectl's own strategic merge, offline). That the API calls it makes are
+exactly what the RBAC Role grants is checked in tests/reliability/test_security.py."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -77,51 +76,3 @@ def test_a_patch_naming_another_container_would_add_an_imageless_one(
     containers = patched["spec"]["template"]["spec"]["containers"]
     assert sorted(c["name"] for c in containers) == ["server", naming.SERVING_CONTAINER]
     assert "image" not in next(c for c in containers if c["name"] == "server")
-
-
-class RecordingAppsApi:
-    """An AppsV1Api stand-in that records which API verbs the deployer uses."""
-
-    def __init__(self, deployment: dict[str, Any]) -> None:
-        self.verbs: list[str] = []
-        self._version: str | None = None
-        self._template = deployment
-
-    def _model(self) -> Any:
-        ns = SimpleNamespace
-        env = [ns(name=naming.MODEL_VERSION_ENV, value=self._version)] if self._version else []
-        annotations = {naming.MODEL_VERSION_ANNOTATION: self._version} if self._version else {}
-        containers = [ns(name=c["name"], env=env if c["name"] == naming.SERVING_CONTAINER else [])
-                      for c in self._template["spec"]["template"]["spec"]["containers"]]
-        replicas = self._template["spec"]["replicas"]
-        return ns(
-            metadata=ns(generation=1),
-            spec=ns(replicas=replicas, template=ns(metadata=ns(annotations=annotations),
-                                                   spec=ns(containers=containers))),
-            status=ns(observed_generation=1, conditions=[], replicas=replicas,
-                      updated_replicas=replicas, available_replicas=replicas),
-        )
-
-    def read_namespaced_deployment(self, name: str, namespace: str) -> Any:
-        assert (name, namespace) == (naming.SERVING_DEPLOYMENT, naming.NAMESPACE)
-        self.verbs.append("get")
-        return self._model()
-
-    def patch_namespaced_deployment(self, name: str, namespace: str, body: Any,
-                                    **_: Any) -> Any:
-        assert (name, namespace) == (naming.SERVING_DEPLOYMENT, naming.NAMESPACE)
-        self.verbs.append("patch")
-        self._version = body["spec"]["template"]["spec"]["containers"][0]["env"][0].get("value")
-        return self._model()
-
-
-def test_the_deployer_needs_no_verb_the_role_does_not_grant(overlay: list[dict]) -> None:
-    api = RecordingAppsApi(find(overlay, "Deployment", naming.SERVING_DEPLOYMENT))
-    deployer = deploy.KubernetesDeployer(api, timeout_s=1, poll_interval_s=0,
-                                         sleep=lambda _s: None, log=lambda _m: None)
-    result = deployer.deploy("7")
-    assert result.status == "deployed"
-    role = find(overlay, "Role", "driftloop-serving-deployer")
-    granted = set(role["rules"][0]["verbs"])
-    assert set(api.verbs) <= granted, f"deployer used {set(api.verbs) - granted}"
-    assert {"get", "patch"} <= set(api.verbs)
