@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: help env test lint demo mlflow-ui clean reset up down bench bench-tools
+.PHONY: help env test lint demo mlflow-ui clean reset up down bench bench-tools reliability
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -73,8 +73,34 @@ bench-tools: ## install wrk (Debian package) if missing
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
 	@command -v taskset >/dev/null || { echo "error: taskset (util-linux) is required"; exit 1; }
 
-bench: env bench-tools $(BENCH_EVIDENTLY_VENV)/bin/python ## serving + drift benchmarks side by side; writes benchmarks/RESULTS.md
+bench: env bench-tools $(BENCH_EVIDENTLY_VENV)/bin/python ## serving, drift and DAG parse benchmarks side by side; writes benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.run
+
+# --- reliability (RELIABILITY.md) ----------------------------------------------------------
+# The tests/reliability suite at full size, plus the tests of other folders that the
+# reliability claims rest on: concurrent drift runs, whole-pipeline faults, the admin token,
+# request limits, images and pod security. `make test` runs all of them (at small size).
+# Set DRIFTLOOP_TEST_PG_URL (as .ci/run does) for the PostgreSQL tests; without it they are
+# skipped and RELIABILITY.md says so.
+RELIABILITY_OUT := .driftloop/reliability
+RELIABILITY_TESTS := tests/reliability \
+  tests/airflow/test_dag_runs.py::test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds \
+  tests/pipelines/test_local_run.py tests/pipelines/test_live_server.py \
+  tests/serving/test_admin_reload.py tests/serving/test_predict.py \
+  tests/serving/test_feedback.py tests/serving/test_endpoints.py \
+  tests/k8s/test_images.py tests/k8s/test_contracts.py
+
+reliability: env ## contract fuzzing, faults, load during rollout, security at full size; writes RELIABILITY.md
+	@mkdir -p $(RELIABILITY_OUT)
+	rm -f $(RELIABILITY_OUT)/figures.json $(RELIABILITY_OUT)/junit.xml
+	DRIFTLOOP_RELIABILITY_SCALE=full \
+	DRIFTLOOP_RELIABILITY_FIGURES=$(RELIABILITY_OUT)/figures.json \
+	DRIFTLOOP_RELIABILITY_COMMAND="make reliability" \
+	  $(BIN)/pytest $(RELIABILITY_TESTS) -rs --junitxml=$(RELIABILITY_OUT)/junit.xml; \
+	  status=$$?; \
+	  $(BIN)/python -m tests.reliability.report $(RELIABILITY_OUT)/figures.json \
+	    $(RELIABILITY_OUT)/junit.xml RELIABILITY.md; \
+	  exit $$status
 
 reset: ## forget the local state (.driftloop/: MLflow store, prediction log, reports)
 	rm -rf .driftloop
