@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import pytest
 
 from driftloop.settings import PROJECT_ROOT, Settings
 from tests.conftest import IRIS_SPEC
+from tests.processes import wait_until_answers
 
 ESTIMATORS_DIR = Path(__file__).parent / "estimators"
 MODEL = "iris-classifier"
@@ -211,7 +211,6 @@ class Server:
 def running_server(loop: LocalLoop, log_dir: Path, token: str = "s3cret") -> Iterator[Server]:
     """``driftloop serve`` on the loop's state, on a free port, without the test
     estimators on its path; the loop's pipeline env points at it."""
-    import httpx
 
     port = free_port()
     env = base_env(loop.state, DRIFTLOOP_ADMIN_TOKEN=token)
@@ -223,16 +222,7 @@ def running_server(loop: LocalLoop, log_dir: Path, token: str = "s3cret") -> Ite
              str(port)], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"server exited:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"server not ready:\n{log.read_text()[-3000:]}"
-            time.sleep(0.3)
+        wait_until_answers(process, url + "/ready", log, timeout=120, interval=0.3)
         loop.env.update(DRIFTLOOP_SERVER_URL=url, DRIFTLOOP_ADMIN_TOKEN=token)
         yield Server(url, token, process, log)
     finally:

@@ -11,18 +11,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from driftloop.settings import Settings
 from tests.airflow.env import configure
 from tests.conftest import IRIS_SPEC
+from tests.processes import wait_until_answers
 from tests.reliability.figures import Figures
 from tests.reliability.proxy import FaultProxy, free_port
 from tests.reliability.scale import SCALE
@@ -124,16 +123,8 @@ def mlflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSta
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, f"mlflow server exited:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(uri + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"mlflow not ready:\n{log.read_text()[-3000:]}"
-            time.sleep(0.3)
+        wait_until_answers(proc, uri + "/health", log, timeout=240, what="mlflow server",
+                           interval=0.3)
         state = where / "state"
         stack = MlflowStack(uri, FaultProxy("127.0.0.1", port).start(), state)
         bootstrap(stack.settings())

@@ -6,14 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from driftloop.settings import PROJECT_ROOT
+from tests.processes import wait_until_answers
 from tests.reliability.proxy import free_port
 
 TOKEN = "reliability-admin-token-7f3a9c"
@@ -43,16 +41,8 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 240) -> ServerProcess:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc.poll() is None, f"server exited:\n{self.output()[-3000:]}"
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"server not ready:\n{self.output()[-3000:]}"
-            time.sleep(0.2)
+        wait_until_answers(self.proc, self.url + "/ready", self.log_path, timeout=timeout)
+        return self
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -19,6 +19,7 @@ import pytest
 
 from driftloop.predlog import PredictionLog
 from driftloop.settings import PROJECT_ROOT, Settings
+from tests.processes import wait_until_answers
 from tests.serving.conftest import IRIS_ROW, TOKEN
 
 pytestmark = pytest.mark.slow
@@ -63,15 +64,8 @@ def servers(count: int, store: Settings, log_url: str, tmp_path: Path,
             started.append(Server(proc, f"http://127.0.0.1:{port}", log))
         deadline = time.monotonic() + 180
         for server in started:
-            while True:
-                assert server.proc.poll() is None, f"server exited: {server.output()}"
-                try:
-                    if httpx.get(server.url + "/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"not ready: {server.output()}"
-                time.sleep(0.2)
+            wait_until_answers(server.proc, server.url + "/ready", server.log,
+                               timeout=max(deadline - time.monotonic(), 0))
         yield started
     finally:
         for server in started:
