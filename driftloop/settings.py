@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     log_queue_max_rows: int = Field(
         default=100_000, ge=1, description="Rows held in memory before new rows are dropped."
     )
+    feedback_orphan_grace_s: float = Field(
+        default=300.0, gt=0, le=86_400,
+        description="A label whose request id matches no logged prediction after this many "
+        "seconds counts as an orphan (driftloop_feedback_orphans). Before that it is only "
+        "'not yet matched': its prediction's row may still be on its way to the log.",
+    )
 
     # --- drift --------------------------------------------------------------------------
     drift_p_value: float = Field(

@@ -61,8 +61,17 @@ class Metrics:
                                   "Labeled predictions behind driftloop_live_accuracy.",
                                   registry=r)
         self.feedback = Counter("driftloop_feedback", "Labels recorded by this replica, by "
-                                "whether the served prediction was right.", ["outcome"],
-                                registry=r)
+                                "outcome: correct or incorrect (the served prediction was "
+                                "right or wrong), not_yet_matched (stored before its "
+                                "prediction's row was in the log).", ["outcome"], registry=r)
+        self.feedback_orphans = Gauge(
+            "driftloop_feedback_orphans", "Labels of the last 24 h, older than "
+            "DRIFTLOOP_FEEDBACK_ORPHAN_GRACE_S, whose request id matches no logged prediction.",
+            registry=r)
+        self.replicas = Gauge("driftloop_replicas", "Servers heartbeating into this "
+                              "prediction log (this one included).", registry=r)
+        self.heartbeat_failures = Gauge("driftloop_replica_heartbeat_failures",
+                                        "Heartbeats of this replica that failed.", registry=r)
         self.log_queue = Gauge("driftloop_predlog_queue_rows",
                                "Served rows waiting to be written to the prediction log.",
                                registry=r)

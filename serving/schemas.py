@@ -71,6 +71,10 @@ class FeedbackResponse(BaseModel):
     recorded: list[str] = Field(description="Request ids whose label was stored now.")
     already_recorded: list[str] = Field(
         description="Request ids that had a label already (the first one is kept).")
+    not_yet_matched: list[str] = Field(
+        description="Of `recorded`: ids whose prediction is not in the log yet (accepted, "
+        "not yet matched). Each joins its prediction when that row is written; one still "
+        "unmatched after DRIFTLOOP_FEEDBACK_ORPHAN_GRACE_S counts as an orphan.")
 
 
 class HealthResponse(BaseModel):
@@ -153,6 +157,10 @@ class ReloadRequest(_Body):
         int, Field(ge=1, le=10**18)] | None = Field(
         default=None, description="A registered version; omitted: the current champion.",
         examples=["2"])
+    this_replica_only: bool = Field(
+        default=False, description="Reload even though other replicas share the prediction "
+        "log: only this process changes. Without it such a reload is refused (409), since "
+        "the others would keep serving the old version.")
 
 
 class ReloadResponse(BaseModel):
@@ -165,6 +173,7 @@ class ReloadResponse(BaseModel):
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Malformed request body", 401: "Missing bearer token",
             403: "Wrong bearer token, or reload disabled", 404: "Not found",
+            409: "Other replicas share this server's prediction log",
             413: "Body or batch over the limit", 422: "Invalid input (the detail names it)",
             503: "No model loaded yet, or the registry is unreachable"}
     return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}

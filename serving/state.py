@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-from driftloop.predlog import LogWriter, PredictionLog
+from driftloop.predlog import Heartbeat, LogWriter, PredictionLog, new_instance_id
 from driftloop.settings import Settings
 from serving.batcher import Batcher
 from serving.metrics import Metrics
@@ -27,6 +27,9 @@ class AppState:
     batcher: Batcher = field(default_factory=Batcher)
     log: PredictionLog | None = None
     writer: LogWriter | None = None
+    heartbeat: Heartbeat | None = None
+    #: This process among the replicas that share the log (``GET /model``, reload checks).
+    instance_id: str = field(default_factory=new_instance_id)
     _accuracy_at: float = 0.0
 
     def open_log(self) -> None:
@@ -38,9 +41,24 @@ class AppState:
                                 queue_max_rows=s.log_queue_max_rows,
                                 on_dropped=self.metrics.log_dropped.inc)
         self.writer.start()
+        self.heartbeat = Heartbeat(self.log, self.instance_id, self._served_version)
+        self.heartbeat.start()
+
+    def _served_version(self) -> str | None:
+        current = self.holder.current
+        return current.version if current is not None else None
+
+    def other_replicas(self) -> list[str]:
+        """Live servers other than this one that share the prediction log."""
+        if self.log is None:
+            return []
+        return [r.instance_id for r in self.log.live_replicas()
+                if r.instance_id != self.instance_id]
 
     def close_log(self) -> None:
         """Drain the writer (graceful shutdown: SIGTERM loses no served row)."""
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if self.writer is not None:
             left = self.writer.stop()
             log.info("prediction log drained (%d rows written by this process, %d left)",
@@ -68,7 +86,8 @@ class AppState:
         gc.freeze()
 
     def refresh_gauges(self) -> None:
-        """Values read at scrape time: log queue depth and live accuracy."""
+        """Values read at scrape time: log queue depth, live accuracy, orphan labels and
+        the replicas sharing the log."""
         m = self.metrics
         if self.writer is not None:
             m.log_queue.set(self.writer.pending_rows)
@@ -81,8 +100,14 @@ class AppState:
         self._accuracy_at = now
         try:
             acc = self.log.live_accuracy(model.name, self.settings.drift_window_rows)
+            orphans = self.log.orphan_labels(self.settings.feedback_orphan_grace_s)
+            replicas = len(self.log.live_replicas())
         except Exception as exc:  # a scrape must not fail because the log is away
-            log.warning("live accuracy unavailable: %s", exc)
+            log.warning("live accuracy, orphan labels and replicas unavailable: %s", exc)
             return
         m.live_labeled.set(acc.labeled)
         m.live_accuracy.set(acc.accuracy if acc.accuracy is not None else float("nan"))
+        m.feedback_orphans.set(orphans)
+        m.replicas.set(replicas)
+        if self.heartbeat is not None:
+            m.heartbeat_failures.set(self.heartbeat.failures)

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 @router.post("/admin/reload", response_model=ReloadResponse, dependencies=[Admin],
-             responses=errors(400, 401, 403, 404, 422, 503),
+             responses=errors(400, 401, 403, 404, 409, 422, 503),
              summary="Hot-swap the served model (bearer token)")
 async def reload(state: State, body: Annotated[ReloadRequest | None, Body()] = None) -> dict:
     """Loads ``version`` (or the current champion), warms it and swaps it in atomically.
@@ -33,11 +33,35 @@ async def reload(state: State, body: Annotated[ReloadRequest | None, Body()] = N
     404: no such version; 422: it exists but cannot be loaded or warmed; 503: the registry is
     unreachable. In every failure the old model keeps serving and ``detail`` says why.
     Reloads are serialized; /predict is never blocked by one.
+
+    409: other live servers share this prediction log (replicas behind a Service, or other
+    local processes). A reload changes only the process that answers it, so it is refused
+    unless ``this_replica_only`` is set: roll several replicas out together (the Kubernetes
+    deployer patches the Deployment) or reload each by its own address.
     """
     version = None if body is None or body.version is None else str(body.version).strip()
     if version is not None and not version.isdigit():
         raise HTTPException(422, f"version {version!r} is not a registered version number")
+    if body is None or not body.this_replica_only:
+        others = await run_in_threadpool(_other_replicas, state)
+        if others:
+            raise HTTPException(409, (
+                f"{len(others) + 1} live servers share this prediction log (this one and "
+                f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}); a reload "
+                "would change only this one while the others keep the old version. Roll "
+                "them out together (deploy_target=kubernetes patches the Deployment), or "
+                "reload each by its own address with this_replica_only=true; nothing was "
+                "changed"))
     return await run_in_threadpool(_reload, state, version)
+
+
+def _other_replicas(state: AppState) -> list[str]:
+    try:
+        return state.other_replicas()
+    except Exception as exc:  # cannot tell: refuse rather than half-deploy
+        raise HTTPException(503, f"cannot tell which replicas share the prediction log "
+                                 f"({type(exc).__name__}: {exc}); nothing was changed"
+                            ) from None
 
 
 def _reload(state: AppState, version: str | None) -> dict:

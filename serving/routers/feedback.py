@@ -1,24 +1,30 @@
-"""``POST /feedback``: ground truth by request id, joined to the log's rows."""
+"""``POST /feedback``: ground truth by request id, joined to the log's rows when read.
+
+A label is never refused for an id the log does not hold yet: with several replicas, or a
+log that is briefly slow, the prediction's row may land after its label. It is stored and
+reported as ``not_yet_matched`` (see :mod:`driftloop.predlog.labels`).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from driftloop.predlog import FeedbackResult, UnknownRequestIds
 from serving.deps import CurrentModel, State
 from serving.inputs import InputError
 from serving.schemas import FeedbackRequest, FeedbackResponse, errors
-from serving.state import AppState
 
 router = APIRouter(tags=["feedback"])
 
 
 @router.post("/feedback", response_model=FeedbackResponse,
-             responses=errors(400, 404, 413, 422, 503), summary="Record ground-truth labels")
+             responses=errors(400, 413, 422, 503), summary="Record ground-truth labels")
 async def feedback(body: FeedbackRequest, model: CurrentModel, state: State) -> dict:
-    """One ``request_id`` + ``label``, or ``labels`` (many). Unknown ids are a 404 that
-    names them, and then nothing is recorded; a repeated id keeps its first label."""
+    """One ``request_id`` + ``label``, or ``labels`` (many); a repeated id keeps its first
+    label. An id whose prediction is not in the log yet is stored all the same and listed in
+    ``not_yet_matched``: it joins its prediction as soon as that row is written (another
+    replica may have served it a moment ago). One still unmatched after
+    ``DRIFTLOOP_FEEDBACK_ORPHAN_GRACE_S`` counts in ``driftloop_feedback_orphans``."""
     if body.labels is not None:
         if body.request_id is not None or body.label is not None:
             raise InputError("give either 'request_id' and 'label', or 'labels', not both")
@@ -39,22 +45,10 @@ async def feedback(body: FeedbackRequest, model: CurrentModel, state: State) -> 
     if bad:
         raise InputError(f"unknown label(s) {', '.join(map(repr, bad))}; the model's labels "
                          f"are {', '.join(model.labels)}")
-    try:
-        result = await run_in_threadpool(_record, state, pairs)
-    except UnknownRequestIds as exc:
-        raise HTTPException(404, str(exc)) from None
-    if result.recorded:
-        state.metrics.feedback.labels("correct").inc(result.correct)
-        state.metrics.feedback.labels("incorrect").inc(len(result.recorded) - result.correct)
-    return {"recorded": result.recorded, "already_recorded": result.already_recorded}
-
-
-def _record(state: AppState, pairs: list[tuple[str, str]]) -> FeedbackResult:
-    try:
-        return state.log.add_feedback(pairs)
-    except UnknownRequestIds:
-        # A prediction served a moment ago may still sit in this replica's write queue.
-        if state.writer is None or not state.writer.pending_rows:
-            raise
-        state.writer.flush(timeout=5.0)
-        return state.log.add_feedback(pairs)
+    result = await run_in_threadpool(state.log.add_feedback, pairs)
+    counter = state.metrics.feedback
+    counter.labels("correct").inc(result.correct)
+    counter.labels("incorrect").inc(result.matched - result.correct)
+    counter.labels("not_yet_matched").inc(len(result.not_yet_matched))
+    return {"recorded": result.recorded, "already_recorded": result.already_recorded,
+            "not_yet_matched": result.not_yet_matched}

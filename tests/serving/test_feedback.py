@@ -1,4 +1,5 @@
-"""POST /feedback: ground truth by request id, all-or-nothing, first label wins."""
+"""POST /feedback: ground truth by request id, first label wins, never refused for an id
+whose prediction is not in the log yet."""
 
 from __future__ import annotations
 
@@ -21,16 +22,19 @@ def _serve(client: TestClient, n: int) -> list[dict]:
 def test_one_and_many_labels_and_repeats_are_idempotent(iris: TestClient) -> None:
     rows = _serve(iris, 3)
     ids = [r["request_id"] for r in rows]
+    assert state_of(iris).writer.flush(timeout=10)  # the rows are in the log: all matched
     one = iris.post("/feedback", json={"request_id": ids[0], "label": "setosa"})
     assert one.status_code == 200, one.text
-    assert one.json() == {"recorded": [ids[0]], "already_recorded": []}
+    assert one.json() == {"recorded": [ids[0]], "already_recorded": [], "not_yet_matched": []}
     many = iris.post("/feedback", json={"labels": [
         {"request_id": ids[0], "label": "virginica"},
         {"request_id": ids[1], "label": "versicolor"},
         {"request_id": ids[2], "label": "setosa"}]})
-    assert many.json() == {"recorded": [ids[1], ids[2]], "already_recorded": [ids[0]]}
+    assert many.json() == {"recorded": [ids[1], ids[2]], "already_recorded": [ids[0]],
+                           "not_yet_matched": []}
     again = iris.post("/feedback", json={"request_id": ids[1], "label": "versicolor"})
-    assert again.json() == {"recorded": [], "already_recorded": [ids[1]]}
+    assert again.json() == {"recorded": [], "already_recorded": [ids[1]],
+                            "not_yet_matched": []}
     # The first label is what the retrain pipeline reads.
     now = datetime.now(UTC)
     frame = state_of(iris).log.labeled_frame(now - timedelta(minutes=5),
@@ -45,21 +49,31 @@ def test_one_and_many_labels_and_repeats_are_idempotent(iris: TestClient) -> Non
     assert "driftloop_live_labeled_rows 3.0" in metrics
 
 
-def test_unknown_ids_are_a_404_naming_them_and_nothing_is_recorded(iris: TestClient) -> None:
-    ids = [r["request_id"] for r in _serve(iris, 1)]
-    response = iris.post("/feedback", json={"labels": [
+def test_unknown_ids_are_kept_not_yet_matched_then_counted_as_orphans(
+    make_client, iris_store, iris_model
+) -> None:
+    client = make_client(iris_store, iris_model, feedback_orphan_grace_s=0.01)
+    ids = [r["request_id"] for r in _serve(client, 1)]
+    assert state_of(client).writer.flush(timeout=10)
+    response = client.post("/feedback", json={"labels": [
         {"request_id": ids[0], "label": "setosa"},
         {"request_id": "no-such-id", "label": "setosa"},
         {"request_id": "nor-this", "label": "virginica"}]})
-    assert response.status_code == 404
-    detail = response.json()["detail"]
-    assert "no-such-id" in detail and "nor-this" in detail and ids[0] not in detail
-    # The known id was not recorded by the refused call.
-    retry = iris.post("/feedback", json={"request_id": ids[0], "label": "setosa"})
-    assert retry.json()["recorded"] == [ids[0]]
+    assert response.status_code == 200, response.text
+    assert response.json() == {"recorded": [ids[0], "no-such-id", "nor-this"],
+                               "already_recorded": [], "not_yet_matched": [
+                                   "no-such-id", "nor-this"]}
+    # First label wins for them too.
+    again = client.post("/feedback", json={"request_id": "nor-this", "label": "setosa"})
+    assert again.json()["already_recorded"] == ["nor-this"]
+    time.sleep(0.05)  # past the 0.01 s grace period
+    metrics = client.get("/metrics").text
+    assert "driftloop_feedback_orphans 2.0" in metrics
+    assert 'driftloop_feedback_total{outcome="not_yet_matched"} 2.0' in metrics
+    assert "driftloop_live_labeled_rows 1.0" in metrics  # orphans never count as labeled
 
 
-def test_feedback_right_after_predict_waits_for_the_log_queue(
+def test_feedback_right_after_predict_is_kept_and_joins_when_the_row_is_written(
     make_client, iris_store, iris_model
 ) -> None:
     client = make_client(iris_store, iris_model, log_flush_interval_s=1.0)
@@ -70,8 +84,15 @@ def test_feedback_right_after_predict_waits_for_the_log_queue(
     assert writer.pending_rows == 1  # the row is still queued when its label arrives
     response = client.post("/feedback", json={"request_id": rid, "label": "setosa"})
     assert response.status_code == 200, response.text
-    assert response.json()["recorded"] == [rid]
-    assert writer.pending_rows == 0
+    assert response.json() == {"recorded": [rid], "already_recorded": [],
+                               "not_yet_matched": [rid]}
+    assert writer.pending_rows == 1  # the label did not wait for the row
+    assert writer.flush(timeout=10)
+    now = datetime.now(UTC)
+    frame = state_of(client).log.labeled_frame(now - timedelta(minutes=5),
+                                               now + timedelta(minutes=5), load_spec(IRIS_SPEC))
+    assert frame["request_id"].tolist() == [rid] and frame["species"].tolist() == ["setosa"]
+    assert "driftloop_live_labeled_rows 1.0" in client.get("/metrics").text
 
 
 def test_bad_feedback_is_a_clear_4xx(make_client, iris_store, iris_model) -> None:

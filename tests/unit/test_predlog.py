@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from driftloop.predlog import (
+    Heartbeat,
     LogWriter,
     PredictionLog,
-    UnknownRequestIds,
     from_micros,
     rows_for,
     to_micros,
@@ -108,19 +108,14 @@ def test_categoricals_round_trip(log_url: str) -> None:
     assert sorted(map(tuple, window.categorical.tolist())) == sorted(map(tuple, cats.tolist()))
 
 
-def test_feedback_is_all_or_nothing_first_wins_and_feeds_labeled_frame(log_url: str) -> None:
+def test_labels_first_wins_and_feed_labeled_frame(log_url: str) -> None:
     log = PredictionLog(log_url)
     ids, numeric = _log_rows(log, 10)
-    with pytest.raises(UnknownRequestIds) as err:
-        log.add_feedback([(ids[0], "setosa"), ("nope-1", "setosa"), ("nope-2", "virginica")])
-    assert err.value.ids == ["nope-1", "nope-2"]
-    assert "nope-1" in str(err.value) and "nope-2" in str(err.value)
     spec = load_spec(IRIS_SPEC)
     end = T0 + timedelta(hours=1)
-    assert log.labeled_frame(T0, end, spec).empty  # the valid id in that call was not kept
-
     first = log.add_feedback([(ids[0], "setosa"), (ids[1], "virginica"), (ids[0], "nope")])
     assert first.recorded == [ids[0], ids[1]] and first.already_recorded == []
+    assert first.not_yet_matched == []
     again = log.add_feedback([(ids[0], "virginica"), (ids[2], "versicolor")])
     assert again.recorded == [ids[2]] and again.already_recorded == [ids[0]]
 
@@ -137,6 +132,77 @@ def test_feedback_is_all_or_nothing_first_wins_and_feeds_labeled_frame(log_url: 
     assert later["request_id"].tolist() == ids[1:3]
     empty = log.labeled_frame(T0 - timedelta(hours=2), T0 - timedelta(hours=1), spec)
     assert empty.empty and list(empty.columns) == list(frame.columns)
+
+
+def test_a_label_before_its_row_is_kept_and_joins_when_the_row_lands(log_url: str) -> None:
+    """Another replica may answer the label before this one writes the prediction."""
+    log = PredictionLog(log_url)
+    spec = load_spec(IRIS_SPEC)
+    end = T0 + timedelta(hours=1)
+    early = log.add_feedback([("later-1", "setosa"), ("later-2", "virginica")])
+    assert early.recorded == ["later-1", "later-2"]
+    assert early.not_yet_matched == ["later-1", "later-2"] and early.correct == 0
+    assert log.labeled_frame(T0, end, spec).empty
+    assert log.live_accuracy("iris-classifier", 100).labeled == 0
+    # The rows land: the labels join them, in training rows and in live accuracy.
+    rows = rows_for(to_micros(T0), ["later-1", "later-2"], "iris-classifier", "1",
+                    np.ones((2, 4)), None, ["setosa", "setosa"], np.eye(3)[[0, 0]], LABELS)
+    log.write_rows(rows)
+    frame = log.labeled_frame(T0, end, spec)
+    assert frame["request_id"].tolist() == ["later-1", "later-2"]
+    assert frame["species"].tolist() == ["setosa", "virginica"]
+    acc = log.live_accuracy("iris-classifier", 100)
+    assert (acc.labeled, acc.correct) == (2, 1)
+    # Repeats are still first-wins, and now matched.
+    again = log.add_feedback([("later-1", "virginica")])
+    assert again.already_recorded == ["later-1"] and again.recorded == []
+
+
+def test_orphans_are_labels_unmatched_past_the_grace_period(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    ids, _ = _log_rows(log, 2)
+    log.add_feedback([(ids[0], "setosa"), ("never-served", "setosa")])
+    assert log.orphan_labels(60) == 0  # within the grace period: only not yet matched
+    in_an_hour = to_micros(datetime.now(UTC) + timedelta(hours=1))
+    assert log.orphan_labels(60, now_us=in_an_hour) == 1
+    # Past the look-back (a day), old orphans are no longer counted.
+    in_two_days = to_micros(datetime.now(UTC) + timedelta(days=2))
+    assert log.orphan_labels(60, now_us=in_two_days) == 0
+
+
+def test_a_legacy_feedback_table_is_migrated_once(tmp_path: Path) -> None:
+    """Logs written before labels stood alone kept them in ``feedback``: nothing is lost."""
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE feedback (request_id VARCHAR(64) PRIMARY KEY, label "
+                "VARCHAR(200) NOT NULL, ts BIGINT NOT NULL, model_name VARCHAR(200) NOT NULL, "
+                "model_version VARCHAR(32) NOT NULL, prediction VARCHAR(200) NOT NULL)")
+    con.execute("INSERT INTO feedback VALUES ('a', 'setosa', 5, 'iris-classifier', '1', "
+                "'setosa'), ('b', 'virginica', 6, 'iris-classifier', '1', 'setosa')")
+    con.commit()
+    con.close()
+    log = PredictionLog(f"sqlite:///{path}")
+    assert log._stored_labels(["a", "b"]) == {"a": ("setosa", 5), "b": ("virginica", 6)}
+    tables = sqlite3.connect(path).execute(
+        "SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+    assert ("feedback",) not in tables
+    PredictionLog(f"sqlite:///{path}")  # a second open (another replica) changes nothing
+    assert log._stored_labels(["a", "b"]) == {"a": ("setosa", 5), "b": ("virginica", 6)}
+
+
+def test_replicas_heartbeat_into_the_log_and_leave_on_stop(log_url: str) -> None:
+    log = PredictionLog(log_url)
+    beats = [Heartbeat(log, f"replica-{i}", lambda: "3", interval=0.05) for i in range(2)]
+    for beat in beats:
+        beat.start()
+    live = log.live_replicas()
+    assert [r.instance_id for r in live] == ["replica-0", "replica-1"]
+    assert {r.model_version for r in live} == {"3"}
+    beats[0].stop()
+    assert [r.instance_id for r in log.live_replicas()] == ["replica-1"]
+    assert log.live_replicas(within_s=-1) == []  # a replica not seen lately is gone
+    beats[1].stop()
+    assert log.live_replicas() == []
 
 
 def test_labeled_frame_with_categorical_spec(log_url: str) -> None:
@@ -173,8 +239,8 @@ def test_live_accuracy_over_latest_labels(log_url: str) -> None:
     log = PredictionLog(log_url)
     ids, _ = _log_rows(log, 6)
     assert log.live_accuracy("iris-classifier", 100).accuracy is None
-    served = log.served(ids)
-    truth = [(rid, served[rid][2] if i % 3 else "wrong") for i, rid in enumerate(ids)]
+    served = log.served_predictions(ids)
+    truth = [(rid, served[rid] if i % 3 else "wrong") for i, rid in enumerate(ids)]
     log.add_feedback(truth)
     acc = log.live_accuracy("iris-classifier", 100)
     assert (acc.labeled, acc.correct) == (6, 4)
@@ -195,7 +261,7 @@ def test_writer_batches_off_thread_and_stop_drains(tmp_path: Path) -> None:
     assert writer.pending_rows == 300
     assert writer.stop() == 0
     assert writer.pending_rows == 0 and writer.written_rows == 300
-    assert set(log.served(ids)) == set(ids)
+    assert set(log.served_predictions(ids)) == set(ids)
 
 
 def test_writer_flush_waits_for_rows_and_full_queue_drops_and_counts(tmp_path: Path) -> None:

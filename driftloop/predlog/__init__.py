@@ -1,0 +1,46 @@
+"""The prediction log: every served row, durably; labels; the windows drift is computed on.
+
+One concern per module:
+
+- :mod:`.schema`: the tables (``predictions``, ``labels``, ``replicas``) and migrations;
+- :mod:`.codec`: how rows and times are encoded, and decoded into :class:`Window` s;
+- :mod:`.store`: :class:`PredictionLog`, reads and writes over one SQLAlchemy URL;
+- :mod:`.labels`: ground truth stored on its own and joined when read (never refused for an
+  id whose row is not written yet);
+- :mod:`.replicas`: the servers sharing the log (heartbeats);
+- :mod:`.writer`: :class:`LogWriter`, the batching background writer and its durability
+  promise.
+"""
+
+from __future__ import annotations
+
+from driftloop.predlog.codec import (
+    Window,
+    from_micros,
+    now_micros,
+    rows_for,
+    sqlalchemy_url,
+    to_micros,
+)
+from driftloop.predlog.labels import FeedbackResult, LiveAccuracy
+from driftloop.predlog.replicas import Heartbeat, Replica, new_instance_id
+from driftloop.predlog.schema import INSERT_COLUMNS
+from driftloop.predlog.store import PredictionLog
+from driftloop.predlog.writer import LogWriter
+
+__all__ = [
+    "INSERT_COLUMNS",
+    "FeedbackResult",
+    "Heartbeat",
+    "LiveAccuracy",
+    "LogWriter",
+    "PredictionLog",
+    "Replica",
+    "Window",
+    "from_micros",
+    "new_instance_id",
+    "now_micros",
+    "rows_for",
+    "sqlalchemy_url",
+    "to_micros",
+]
