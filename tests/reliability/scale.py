@@ -28,14 +28,16 @@ class Scale:
     crash_connections: int
     #: rows served while the prediction log's database is away.
     outage_rows: int
+    #: predictions per phase whose labels go to the other replica (calm, then stalled).
+    replica_labels: int
 
 
 SMALL = Scale("small", fuzz_examples=15, fuzz_min_cases=100, rollout_requests=2_000,
               rollout_connections=32, rollout_reloads=3, crash_load_s=2.5,
-              crash_connections=16, outage_rows=600)
+              crash_connections=16, outage_rows=600, replica_labels=2_000)
 FULL = Scale("full", fuzz_examples=135, fuzz_min_cases=1_000, rollout_requests=10_000,
              rollout_connections=32, rollout_reloads=5, crash_load_s=6.0,
-             crash_connections=32, outage_rows=3_000)
+             crash_connections=32, outage_rows=3_000, replica_labels=5_000)
 
 
 def current() -> Scale:
