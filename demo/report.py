@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from demo.scenario import DemoResult, _pct, _verdict
+from demo.scenario import DemoResult, _pct, _verdict, under_load_verdict
 
 
 def render(result: DemoResult, out: TextIO) -> None:
@@ -47,7 +47,11 @@ def render(result: DemoResult, out: TextIO) -> None:
     for label, value in rows:
         say(f"  {label:<42} {_pct(value):>6}")
     bg = result.background
-    say(f"  during the retrain and hot swap: {bg.sent} requests, {bg.failed} failed")
+    say(f"  during the retrain and hot swap: {bg.sent} requests, {bg.failed} failed, "
+        f"{bg.labels_sent} labels, {bg.labels_failed} failed")
+    say("    answered by " + (", ".join(f"v{v}: {n}" for v, n in
+                                    sorted(bg.total_by_version.items())) or "no version")
+        + f"; {under_load_verdict(bg, result.champion_before, result.champion_after)}")
     if result.time_to_recovery_s is not None:
         say(f"  time to recovery (first drifted request -> new champion serving): "
             f"{result.time_to_recovery_s:.1f}s")

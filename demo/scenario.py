@@ -42,6 +42,28 @@ from driftloop.errors import DriftloopError
 from driftloop.progress import Progress
 from driftloop.settings import Settings
 
+#: Background answers the new version must give before the swap counts as "under load".
+UNDER_LOAD_MIN_ANSWERS = 100
+
+
+def swapped_under_load(bg: Served, before: str, after: str) -> bool:
+    """The claim "the hot swap happened under load" holds: background requests were answered
+    by both versions, at least :data:`UNDER_LOAD_MIN_ANSWERS` of them by the new one, and
+    nothing failed."""
+    by = bg.total_by_version
+    return (after != before and by.get(before, 0) > 0
+            and by.get(after, 0) >= UNDER_LOAD_MIN_ANSWERS
+            and bg.failed == 0 and bg.labels_failed == 0)
+
+
+def under_load_verdict(bg: Served, before: str, after: str) -> str:
+    if swapped_under_load(bg, before, after):
+        return "the hot swap happened under load"
+    if after == before:
+        return "no swap happened (the champion did not change)"
+    return (f"the hot swap was NOT shown under load (it needs both versions answering, "
+            f">= {UNDER_LOAD_MIN_ANSWERS} by v{after}, and 0 failed)")
+
 
 @dataclass
 class DemoConfig:
@@ -266,9 +288,15 @@ def _loop(config: DemoConfig, progress: Progress, mark: Any, timeline: list[Even
     champion_after = str(result.get("champion_after") or champion_before)
     if champion_after != champion_before:
         mark(f"new champion v{champion_after} serving ({result.get('gate', {}).get('reason')})")
+    if champion_after != champion_before:
+        # Keep the load on until the new version has answered enough of it: a swap that
+        # no background request saw is not a swap under load.
+        background.wait_for_version(champion_after, UNDER_LOAD_MIN_ANSWERS, timeout_s=120)
     bg = background.stop()
-    mark(f"background traffic during the retrain: {bg.sent} requests, {bg.failed} failed, "
-         f"served by " + ", ".join(f"v{v} ({n})" for v, n in sorted(bg.total_by_version.items())))
+    mark(f"background traffic during the retrain and swap: {bg.sent} requests and "
+         f"{bg.labels_sent} labels, {bg.failed + bg.labels_failed} failed; answered by "
+         + (", ".join(f"v{v} ({n})" for v, n in sorted(bg.total_by_version.items())) or "none")
+         + f"; {under_load_verdict(bg, champion_before, champion_after)}")
 
     after = client.serve(drifted_rows(frame, spec, config.after_rows, config.seed + 3))
     mark(f"after the swap: {after.sent} drifted requests, live accuracy "

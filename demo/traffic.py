@@ -58,7 +58,10 @@ class Served:
     """What one phase of traffic got back."""
 
     sent: int = 0
+    #: Requests and label posts that did not get a 2xx (each one's reason in ``errors``).
     failed: int = 0
+    labels_sent: int = 0
+    labels_failed: int = 0
     # Plain dicts, not Counters: dataclasses.asdict() mangles Counters into tuple keys.
     correct_by_version: dict[str, int] = field(default_factory=dict)
     total_by_version: dict[str, int] = field(default_factory=dict)
@@ -121,17 +124,26 @@ class TrafficClient:
                                                   + int(prediction["label"] == truth))
             feedback.append({"request_id": prediction["request_id"], "label": truth})
             if len(feedback) >= 100:
-                self.send_feedback(feedback)
+                self.send_feedback(feedback, served)
                 feedback = []
             if pause_s:
                 time.sleep(pause_s)
         if feedback:
-            self.send_feedback(feedback)
+            self.send_feedback(feedback, served)
         return served
 
-    def send_feedback(self, labels: list[dict[str, str]]) -> None:
-        answer = self._http.post("/feedback", json={"labels": labels})
-        answer.raise_for_status()
+    def send_feedback(self, labels: list[dict[str, str]], served: Served) -> None:
+        """Post labels; a refusal counts as a failure of the phase, with its reason."""
+        served.labels_sent += len(labels)
+        try:
+            answer = self._http.post("/feedback", json={"labels": labels})
+        except httpx.HTTPError as exc:
+            served.labels_failed += len(labels)
+            served.errors.append(f"POST /feedback: {type(exc).__name__}: {exc}")
+            return
+        if answer.status_code != 200:
+            served.labels_failed += len(labels)
+            served.errors.append(f"POST /feedback {answer.status_code}: {answer.text[:200]}")
 
     def get(self, path: str, **params: Any) -> Any:
         answer = self._http.get(path, params=params or None)
@@ -141,7 +153,11 @@ class TrafficClient:
 
 class BackgroundTraffic(threading.Thread):
     """Keeps drifted traffic flowing while Airflow, KFP and the reload do their work, so the
-    hot swap happens under load; counts every failed request."""
+    hot swap happens under load; counts every failed request and label.
+
+    An exception in the thread is kept (``error``) and raised by :meth:`stop`: a background
+    client that died must fail the demo, never shorten its counts silently.
+    """
 
     def __init__(self, url: str, spec: ModelSpec, rows: pd.DataFrame, pause_s: float) -> None:
         super().__init__(name="demo-traffic", daemon=True)
@@ -150,15 +166,39 @@ class BackgroundTraffic(threading.Thread):
         self._pause = pause_s
         self.stop_event = threading.Event()
         self.served = Served()
+        self.error: str | None = None
 
     def run(self) -> None:
         try:
             while not self.stop_event.is_set():
                 self._client.serve(self._rows, self.served, self.stop_event, self._pause)
+        except BaseException:
+            import traceback
+
+            self.error = traceback.format_exc()
+            raise
         finally:
             self._client.close()
 
+    def wait_for_version(self, version: str, answers: int, timeout_s: float) -> bool:
+        """Until ``answers`` requests were answered by ``version`` (True), the thread ends,
+        or ``timeout_s`` passes (False)."""
+        deadline = time.monotonic() + timeout_s
+        while self.served.total_by_version.get(version, 0) < answers:
+            if not self.is_alive() or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def stop(self) -> Served:
         self.stop_event.set()
-        self.join(timeout=30)
+        self.join(timeout=60)
+        if self.is_alive():
+            raise BackgroundFailed("the background traffic did not stop within 60 s")
+        if self.error:
+            raise BackgroundFailed(f"the background traffic died:\n{self.error}")
         return self.served
+
+
+class BackgroundFailed(RuntimeError):
+    """The background client died or hung: the demo's counts would be incomplete."""

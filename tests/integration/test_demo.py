@@ -69,11 +69,19 @@ def test_drift_promotes_exactly_once_and_accuracy_recovers(demo: dict) -> None:
 
 
 def test_hot_swap_under_load_failed_no_request(demo: dict) -> None:
+    """The claim "under load" holds: both versions answered background requests, at least
+    100 of them the new one, and no request or label failed (a refused label fails)."""
     background = demo["background"]
-    assert background["sent"] > 100
     assert background["failed"] == 0, background["errors"][:5]
+    assert background["labels_failed"] == 0, background["errors"][:5]
+    assert background["labels_sent"] == background["sent"] - background["failed"]
     assert set(background["total_by_version"]) == {"1", "2"}
+    assert background["total_by_version"]["1"] > 0
+    assert background["total_by_version"]["2"] >= 100
     assert demo["time_to_recovery_s"] > 0
+    assert "the hot swap happened under load" in demo["_stdout"]
+    for phase in demo["phases"].values():
+        assert phase["served"]["failed"] == phase["served"]["labels_failed"] == 0
 
 
 def test_bad_data_is_refused_without_retrain(demo: dict) -> None:
