@@ -147,9 +147,11 @@ if running airflow; then
 else
   # SimpleAuthManager reads the admin's password from this file (standalone keeps it).
   printf '{"admin": "%s"}\n' "$AIRFLOW_PASSWORD" >"$AIRFLOW_DIR/passwords.json"
-  say "airflow: migrating the metadata DB and creating the retrain pool"
-  { airflow db migrate && airflow pools set driftloop_retrain 1 \
-      "driftloop: one retrain submission at a time (cooldown check + submit)"; } \
+  # Pools, variables and connection checks: plugins/driftloop_airflow/resources.yaml, the
+  # declaration every shape applies.
+  say "airflow: migrating the metadata DB and applying plugins/driftloop_airflow/resources.yaml"
+  { airflow db migrate \
+      && PYTHONPATH="$ROOT/plugins" "$BIN/python" -m driftloop_airflow.resources apply; } \
     >"$LOGS/airflow-setup.log" 2>&1 \
     || { tail -n 20 "$LOGS/airflow-setup.log" >&2; die "Airflow setup failed (log: $LOGS/airflow-setup.log)"; }
   start airflow airflow standalone

@@ -46,7 +46,7 @@ def setup_local_airflow(home: Path, *, server_url: str, state_dir: Path,
                         admin_token: str | None = None, python: str | None = None) -> None:
     """Everything ``dag.test()`` needs, in this process: Airflow's environment (before
     Airflow is imported), the two connections (the server; the KFP local runner on
-    ``state_dir``), a migrated metadata DB in ``home`` and the retrain pool."""
+    ``state_dir``), a migrated metadata DB in ``home`` and the resources of ``resources.yaml``."""
     import os
 
     from driftloop_airflow.localenv import airflow_environ, local_connections_environ
@@ -58,17 +58,15 @@ def setup_local_airflow(home: Path, *, server_url: str, state_dir: Path,
     os.environ.update(local_connections_environ(server_url=server_url, state_dir=state_dir,
                                                 token=admin_token, python=python))
     migrate(dict(os.environ))
-    create_pool()
+    apply_resources()
 
 
-def create_pool() -> None:
-    """The one-slot pool the submit tasks share (``make up`` creates it with the CLI)."""
-    from airflow.models.pool import Pool
+def apply_resources(*, check_connections: bool = True) -> list[str]:
+    """The pools, variables and connection checks of ``resources.yaml`` (the declaration
+    every shape applies)."""
+    from driftloop_airflow.resources import apply
 
-    from driftloop_airflow.config import RETRAIN_POOL
-
-    Pool.create_or_update_pool(RETRAIN_POOL, slots=1, include_deferred=False,
-                               description="driftloop: one retrain submission at a time")
+    return apply(check_connections=check_connections)
 
 
 def load_dag(dag_id: str) -> Any:

@@ -24,10 +24,10 @@ def airflow_db() -> Path:
     """The session's metadata DB, migrated (``dag.test()`` and pools need it)."""
     import os
 
-    from driftloop_airflow.local_runs import create_pool, migrate
+    from driftloop_airflow.local_runs import apply_resources, migrate
 
     migrate(dict(os.environ))
-    create_pool()
+    apply_resources(check_connections=False)  # each test sets the connections it uses
     return AIRFLOW_HOME / "airflow.db"
 
 

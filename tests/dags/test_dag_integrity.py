@@ -134,3 +134,26 @@ def test_plugin_modules_import_no_ml_library() -> None:
     imports = "\n".join(f"        import {m.removesuffix('.__init__')}" for m in modules)
     loaded = _imported_after(imports.strip())
     assert [m for m in HEAVY if m in loaded] == []
+
+
+def test_every_pool_a_task_names_is_declared_once_for_every_shape(dagbag) -> None:
+    """Airflow never schedules a task whose pool does not exist: every pool a task names
+    must be in resources.yaml, the declaration make up, the in-process runs and the
+    cluster's scheduler all apply."""
+    from driftloop_airflow.resources import load
+
+    declared = set(load().pools)
+    used = {task.pool for dag in dagbag.dags.values() for task in dag.tasks}
+    undeclared = used - declared - {"default_pool"}
+    assert undeclared == set(), f"tasks name pools resources.yaml does not declare: {undeclared}"
+    assert "driftloop_retrain" in used
+
+
+def test_the_pool_check_can_fail(dagbag, tmp_path: Path) -> None:
+    """The same comparison, against a declaration that lacks the retrain pool."""
+    from driftloop_airflow.resources import load
+
+    empty = tmp_path / "resources.yaml"
+    empty.write_text("pools: {}\n")
+    used = {task.pool for dag in dagbag.dags.values() for task in dag.tasks}
+    assert used - set(load(empty).pools) - {"default_pool"} == {"driftloop_retrain"}

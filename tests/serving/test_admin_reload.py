@@ -140,3 +140,27 @@ def test_startup_without_a_champion_fails_with_the_fix(settings: Settings,
     app = create_app(serving_settings(settings, tmp_path))
     with pytest.raises(StartupError, match="run `driftloop bootstrap` first"), TestClient(app):
         pass
+
+
+def test_a_reload_with_other_replicas_on_the_log_is_refused_and_changes_nothing(
+    make_client, iris_store: Settings, iris_model, tmp_path: Path
+) -> None:
+    """Two servers on one log (replicas behind a Service): a hot reload would reach one of
+    them, so it is refused (409) naming the other, unless asked for this replica only."""
+    a = make_client(iris_store, iris_model)
+    b = make_client(iris_store, iris_model)  # same tmp_path: the same prediction log
+    other = b.app.state.driftloop.instance_id
+    response = a.post("/admin/reload", json={"version": "1"}, headers=AUTH)
+    assert response.status_code == 409, response.text
+    detail = response.json()["detail"]
+    assert "2 live servers share this prediction log" in detail and other in detail
+    assert "deploy_target=kubernetes" in detail and "nothing was changed" in detail
+    assert 'driftloop_model_reloads_total{result="success"}' not in a.get("/metrics").text
+    assert "driftloop_replicas 2.0" in a.get("/metrics").text
+    # Asked for explicitly, one replica reloads (here: the version it already serves).
+    one = a.post("/admin/reload", json={"version": "1", "this_replica_only": True},
+                 headers=AUTH)
+    assert one.status_code == 200 and one.json()["status"] == "unchanged"
+    # Once the other replica stops (its heartbeat row goes), reloads pass again.
+    b.__exit__(None, None, None)
+    assert a.post("/admin/reload", json={"version": "1"}, headers=AUTH).status_code == 200

@@ -384,6 +384,8 @@ def test_local_reload_then_model_reports_the_version() -> None:
 @pytest.mark.parametrize(("status", "why"), [
     (403, "the admin token was refused (check DRIFTLOOP_ADMIN_TOKEN on both sides)"),
     (404, "the server's registry has no such version (same MLflow store on both sides?)"),
+    (409, "other replicas share the server's prediction log, and a hot reload would change "
+          "only one of them: use deploy_target=kubernetes for a Deployment"),
     (422, "the server could not load or warm that version"),
     (503, "the server cannot reach its registry"),
 ])
