@@ -169,6 +169,23 @@ class ReloadResponse(BaseModel):
     previous_version: str | None
 
 
+class ReportInfo(BaseModel):
+    name: str
+    url: str = Field(description="Where the report opens (GET), relative to the server.")
+    bytes: int
+    content_type: str
+
+
+class ReportEntry(BaseModel):
+    name: str
+    url: str
+    bytes: int
+
+
+class ReportList(BaseModel):
+    reports: list[ReportEntry]
+
+
 #: Error responses every route may give (merged into each route's OpenAPI).
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Malformed request body", 401: "Missing bearer token",

@@ -8,6 +8,7 @@ One concern per module:
 - :mod:`.labels`: ground truth stored on its own and joined when read (never refused for an
   id whose row is not written yet);
 - :mod:`.replicas`: the servers sharing the log (heartbeats);
+- :mod:`.reports`: reports people open after the task that wrote them is gone;
 - :mod:`.writer`: :class:`LogWriter`, the batching background writer and its durability
   promise.
 """
@@ -24,18 +25,21 @@ from driftloop.predlog.codec import (
 )
 from driftloop.predlog.labels import FeedbackResult, LiveAccuracy
 from driftloop.predlog.replicas import Heartbeat, Replica, new_instance_id
+from driftloop.predlog.reports import BadReport, Report
 from driftloop.predlog.schema import INSERT_COLUMNS
 from driftloop.predlog.store import PredictionLog
 from driftloop.predlog.writer import LogWriter
 
 __all__ = [
     "INSERT_COLUMNS",
+    "BadReport",
     "FeedbackResult",
     "Heartbeat",
     "LiveAccuracy",
     "LogWriter",
     "PredictionLog",
     "Replica",
+    "Report",
     "Window",
     "from_micros",
     "new_instance_id",

@@ -11,6 +11,10 @@
     prediction's row has been written yet: replicas flush their rows a moment after they
     answer, and a label may reach another replica first. Readers join the two tables on
     ``request_id``, so a label counts as soon as its prediction is in the log.
+``reports``
+    Reports people open in a browser (the drift monitor's validation report of a window),
+    by ``name``: ``content_type``, ``body``, ``ts``. Stored with the log every shape shares
+    so that they outlive the task pod that wrote them (``GET /reports/<name>`` serves them).
 ``replicas``
     One heartbeat row per running server (``instance_id``, ``host``, ``pid``,
     ``started_ts``, ``seen_ts``, ``model_version``): how a server knows it is one of several
@@ -76,6 +80,14 @@ replicas = Table(
     Column("started_ts", BigInteger, nullable=False),
     Column("seen_ts", BigInteger, nullable=False),
     Column("model_version", String(32), nullable=True),
+)
+
+reports = Table(
+    "reports", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("content_type", String(100), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("ts", BigInteger, nullable=False),
 )
 
 #: Column order of the row tuples ``rows_for`` builds and ``write_rows`` inserts.

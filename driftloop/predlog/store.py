@@ -29,6 +29,7 @@ from driftloop.predlog.codec import (
 )
 from driftloop.predlog.labels import LOOKUP_CHUNK, LabelsMixin
 from driftloop.predlog.replicas import ReplicasMixin
+from driftloop.predlog.reports import ReportsMixin
 from driftloop.predlog.schema import INSERT_COLUMNS, create_schema, labels, predictions
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class PredictionLog(LabelsMixin, ReplicasMixin):
+class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin):
     """Reads and writes the log. Thread-safe (SQLAlchemy's pool); cheap to share."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from driftloop_airflow.local_runs import (
     DagRunOutcome,
@@ -102,6 +103,12 @@ def test_invalid_data_is_refused_with_an_alert_and_no_retrain(
     assert "data validation failed for window" in alert["text"]
     assert "no retrain" in alert["text"] and "petal_length" in alert["text"]
     assert Path(report["report"]).read_text().count("petal_length") >= 1
+    # The same report, stored with the prediction log: one link away once the pod is gone.
+    assert report["report_error"] is None
+    assert report["report_url"].startswith(shared_live.server.url + "/reports/validation/")
+    stored = httpx.get(report["report_url"], timeout=30)
+    assert stored.status_code == 200 and stored.headers["content-type"].startswith("text/html")
+    assert stored.text == Path(report["report"]).read_text()
     assert shared_live.kfp_runs() == []
 
 

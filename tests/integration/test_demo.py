@@ -93,6 +93,8 @@ def test_bad_data_is_refused_without_retrain(demo: dict) -> None:
     assert broken["validation"]["success"] is False
     assert "sepal_length" in broken["validation"]["summary"]
     assert Path(broken["validation"]["report"]).is_file()
+    assert broken["validation"]["report_error"] is None
+    assert "/reports/validation/driftloop_drift_monitor__" in broken["validation"]["report_url"]
     assert sorted(demo["versions"]) == ["1", "2"]  # nothing registered by the bad window
 
 

@@ -168,6 +168,20 @@ class ServingHook(BaseHook):
             offset = page.get("next_offset")
         return rows
 
+    def put_report(self, name: str, body: str,
+                   content_type: str = "text/html") -> str:
+        """Store a report with the prediction log (``PUT /reports/<name>``, bearer token);
+        returns the absolute URL a person opens it at."""
+        endpoint = self.endpoint
+        try:
+            with endpoint.client() as client:
+                response = endpoint.check(client.put(
+                    f"/reports/{name}", content=body.encode(),
+                    headers={"Content-Type": f"{content_type}; charset=utf-8"}))
+        except httpx.HTTPError as exc:
+            raise endpoint.unreachable(exc) from exc
+        return endpoint.base_url.rstrip("/") + response.json()["url"]
+
     def metrics_text(self) -> str:
         return self._get("/metrics").text
 

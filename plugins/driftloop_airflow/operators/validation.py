@@ -8,7 +8,13 @@ cannot be installed beside Airflow 3.3 (structlog pins), and its 1.x does not fa
 on a failed validation anyway: here a failed validation fails the task, explicitly, with
 every failed expectation in the message, and no retry (the data will not change).
 
-Returns ``{"validated", "success", "rows", "summary", "failures", "report"}``; a window
+The HTML report is stored with the prediction log through the server (``PUT /reports/...``,
+opened at ``report_url``), so it outlives the task's pod, and also written under
+``report_dir`` when one is set. A report that cannot be stored is said in the task log and
+in ``report_error``; it never hides the validation's own result.
+
+Returns ``{"validated", "success", "rows", "summary", "failures", "report", "report_url",
+"report_error"}``; a window
 with fewer than ``min_rows`` rows is not validated (``validated: false``): too little data
 is the drift check's verdict to give, not a data-quality failure.
 """
@@ -60,28 +66,45 @@ class ValidateWindowOperator(BaseOperator):
             summary = f"{len(rows)} rows in {window}, fewer than {min_rows}: not validated"
             self.log.info(summary)
             return {"validated": False, "success": None, "rows": len(rows), "summary": summary,
-                    "failures": [], "report": None}
+                    "failures": [], "report": None, "report_url": None, "report_error": None}
         frame = pd.DataFrame.from_records(rows)
         self.log.info("validating %d rows of %s against suite %r (%d expectations)",
                       len(frame), window, suite.get("name"), len(suite.get("expectations", [])))
         report = validate(frame, suite)
-        path = self._write_report(context, report, window)
+        html = report.to_html(f"{self.dag_id} window {window}")
+        path = self._write_report(context, html)
+        url, error = self._store_report(hook, context, html)
         result = {"validated": True, "success": report.success, "rows": report.rows,
                   "summary": report.summary(), "failures": report.as_dict()["failures"],
-                  "report": path}
+                  "report": path, "report_url": url, "report_error": error}
         context["ti"].xcom_push(key="validation", value=result)
         if not report.success:
             raise DataValidationFailed(
                 f"data validation failed for window {window}, no retrain: {report.summary()}"
-                + (f" (report: {path})" if path else ""))
+                + (f" (report: {url or path})" if url or path else ""))
         self.log.info("window %s is valid: %s", window, report.summary())
         return result
 
-    def _write_report(self, context: Any, report: Any, window: Window) -> str | None:
+    def _report_name(self, context: Any) -> str:
+        run_id = str(context.get("run_id", "run")).replace(":", "_").replace("+", "_")
+        return f"{self.dag_id}__{run_id}"
+
+    def _write_report(self, context: Any, html: str) -> str | None:
         if not self.report_dir:
             return None
-        run_id = str(context.get("run_id", "run")).replace(":", "_").replace("+", "_")
-        out = Path(self.report_dir) / f"{self.dag_id}__{run_id}.html"
+        out = Path(self.report_dir) / f"{self._report_name(context)}.html"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report.to_html(f"{self.dag_id} window {window}"))
+        out.write_text(html)
         return str(out)
+
+    def _store_report(self, hook: ServingHook, context: Any,
+                      html: str) -> tuple[str | None, str | None]:
+        """(url, None) once stored with the log; (None, why) when it could not be."""
+        name = f"validation/{self._report_name(context)}.html"
+        try:
+            url = hook.put_report(name, html)
+        except Exception as exc:  # the verdict stands; the missing report is said plainly
+            self.log.warning("validation report NOT stored with the prediction log: %s", exc)
+            return None, str(exc)
+        self.log.info("validation report: %s", url)
+        return url, None
