@@ -101,3 +101,23 @@ def mlflow_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     db_url = request.getfixturevalue("pg_database")
     return Settings(state_dir=state, spec_path=IRIS_SPEC, mlflow_tracking_uri=db_url,
                     mlflow_artifact_root=(tmp_path / "artifacts").as_uri())
+
+
+# --- no silent skips in CI ------------------------------------------------------------------
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """In CI (``CI=true``) a test that would skip (a missing tool, service or package) fails
+    instead, naming what is missing: a check that quietly disappears cannot pass CI. Local
+    runs still skip, with their one-line reason (``-ra`` lists them)."""
+    report = yield
+    if _in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(
+            report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (f"CI=true: this test would have been skipped, and CI allows no "
+                           f"skip: {reason}")
+    return report
