@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from driftloop.drift import FeatureDrift
 
@@ -154,10 +154,10 @@ class WindowPage(BaseModel):
 
 class ReloadRequest(_Body):
     version: Annotated[StrictStr, Field(pattern=r"^\s*[0-9]{1,18}\s*$")] | Annotated[
-        int, Field(ge=1, le=10**18)] | None = Field(
+        StrictInt, Field(ge=1, le=10**18)] | None = Field(
         default=None, description="A registered version; omitted: the current champion.",
         examples=["2"])
-    this_replica_only: bool = Field(
+    this_replica_only: StrictBool = Field(
         default=False, description="Reload even though other replicas share the prediction "
         "log: only this process changes. Without it such a reload is refused (409), since "
         "the others would keep serving the old version.")

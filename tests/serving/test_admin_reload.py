@@ -164,3 +164,16 @@ def test_a_reload_with_other_replicas_on_the_log_is_refused_and_changes_nothing(
     # Once the other replica stops (its heartbeat row goes), reloads pass again.
     b.__exit__(None, None, None)
     assert a.post("/admin/reload", json={"version": "1"}, headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize("body", [
+    {"version": True},  # once read as version 1 (lax int); found by the contract fuzzing
+    {"version": 2.5}, {"version": "two"}, {"version": 0}, {"version": "1; drop"},
+    {"version": "1", "this_replica_only": "yes"}, {"versoin": "1"},
+])
+def test_a_bad_reload_body_is_a_422_and_changes_nothing(iris: TestClient, body: dict) -> None:
+    response = iris.post("/admin/reload", json=body, headers=AUTH)
+    assert response.status_code == 422, (body, response.text)
+    assert response.json()["detail"].startswith("invalid request")
+    assert 'driftloop_model_reloads_total{result="success"}' not in iris.get("/metrics").text
+    assert _version(iris) == "1"
