@@ -359,3 +359,31 @@ def test_run_key_lookup_works_on_sqlite_and_postgresql_stores(mlflow_settings: S
     found = retrain.versions_with_run_key(client, MODEL, "aaaa")
     assert [str(mv.version) for mv in found] == ["4", "2"]  # newest first
     assert retrain.versions_with_run_key(client, MODEL, "cccc") == []
+
+
+def test_load_data_with_the_log_down_is_a_clear_error_and_changes_nothing(
+    loop: LocalLoop, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The prediction log's database refuses connections for the whole step: the step fails
+    naming the log (password masked), writes no dataset, and the champion stays."""
+    import socket
+
+    from driftloop.registry import alias_version, connect
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("DRIFTLOOP_PREDICTION_LOG_URL",
+                       f"postgresql://driftloop:s3cret@127.0.0.1:{port}/predictions")
+    ctx = ctx_for(loop, monkeypatch)
+    out = tmp_path / "dataset.parquet"
+    with pytest.raises(DataError) as err:
+        retrain.load_data(ctx, retrain.Lineage("drift", *WINDOW, "r1"), out)
+    message = str(err.value)
+    assert message.startswith("cannot read labeled rows from the prediction log "
+                              f"postgresql://driftloop:***@127.0.0.1:{port}/predictions: "
+                              "OperationalError")
+    assert "s3cret" not in message
+    assert not out.exists()
+    champion = alias_version(connect(ctx.settings), MODEL, "champion")
+    assert str(champion.version) == "1"

@@ -177,3 +177,18 @@ def test_a_bad_reload_body_is_a_422_and_changes_nothing(iris: TestClient, body: 
     assert response.json()["detail"].startswith("invalid request")
     assert 'driftloop_model_reloads_total{result="success"}' not in iris.get("/metrics").text
     assert _version(iris) == "1"
+
+
+def test_a_log_the_server_cannot_open_stops_it_naming_the_log(
+    iris_store: Settings, tmp_path: Path
+) -> None:
+    """A prediction log the server cannot open (here: its path is a directory's child of a
+    file) stops the start with the URL and the cause: no server that serves without logging."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    settings = serving_settings(iris_store, tmp_path,
+                                prediction_log_url=f"sqlite:///{blocker / 'p.db'}")
+    app = create_app(settings)
+    with pytest.raises(StartupError) as err, TestClient(app):
+        pass
+    assert f"prediction log sqlite:///{blocker / 'p.db'} cannot be opened" in str(err.value)
