@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: help env test lint demo mlflow-ui clean reset up down bench bench-tools reliability
+.PHONY: help env test test-fast lint demo mlflow-ui clean reset up down bench bench-tools reliability
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -40,9 +40,25 @@ env: $(VENV)/.synced ## create or update the environment from uv.lock
 lint: env ## ruff
 	$(BIN)/ruff check .
 
-test: env ## create/update the env, lint, run the whole suite
+# Two workers (pytest-xdist), one test file per worker at a time (module fixtures such as a
+# live server stay shared within their file): most of the suite waits on subprocesses
+# (servers, the KFP local runner, Airflow), so two workers pay off on two cores.
+# PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
+
+test: env ## create/update the env, lint, run the whole suite (the 15 slowest tests at the end)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
+
+# The inner loop: unit, manifest-contract and DAG-integrity tests, plus the Airflow pieces
+# that need no server (decisions, the KFP REST hook, the notifier). About a minute here.
+FAST_TESTS := tests/unit tests/dags tests/k8s tests/airflow/test_decisions.py \
+  tests/airflow/test_kfp_rest.py tests/airflow/test_notifier.py
+
+test-fast: env ## the inner loop: unit, contract and DAG-integrity tests (~1 min)
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(XDIST) -m "not slow" $(FAST_TESTS)
 
 demo: env ## the whole closed loop locally (PORT=8000, SPEC=specs/iris.yaml, STATE=.driftloop)
 	$(BIN)/python -m demo
