@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = {"driftloop": "/predict", "mlflow": "/invocations", "bare": "/predict"}
     results: dict[str, list[dict[str, Any]]] = {s.name: [] for s in servers}
     drift_calls: list[int] = []
+    warmups: list[dict[str, Any]] = []  # driftloop's warm-up runs: their rows are logged too
     try:
         for server in servers:
             print(f"[serving] starting {server.name} on CPU 0 ...", flush=True)
@@ -174,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                            "mlflow"]
             for server in (by_name[name] for name in order):
                 url = server.url + paths[server.name]
-                run_wrk(url, server.script, args.warmup, args.connections)
+                warm = run_wrk(url, server.script, args.warmup, args.connections)
+                if server.name == "driftloop":
+                    warmups.append(warm)
                 stop = threading.Event()
                 poller = None
                 if server.name == "driftloop":
@@ -193,13 +196,29 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             server.stop()
 
-    # The log must hold every row driftloop answered with 200 (warm-ups included).
+    # A baseline that answers errors is not a baseline: every side answered 2xx only.
+    failed = {name: sum(r["non_2xx"] + r["socket_errors"] for r in runs)
+              for name, runs in results.items()}
+    if any(failed.values()):
+        print(f"[serving] error: non-2xx answers or socket errors {failed}: no ratio is "
+              "printed", file=sys.stderr, flush=True)
+        return 1
+    # The log must hold every row driftloop answered with 200 (warm-ups included; the
+    # server drained its queue on stop). One row per request. wrk does not count the
+    # requests in flight when its duration ends (at most one per connection per run), which
+    # the server answered and logged: those are the only rows the log may hold beyond.
     from driftloop.predlog import PredictionLog
 
     log = PredictionLog(f"sqlite:///{state / 'predictions.db'}", create=False)
     with log.engine.connect() as conn:
         logged = conn.exec_driver_sql("SELECT count(*) FROM predictions").scalar_one()
     log.dispose()
+    wrk_runs = [*warmups, *results["driftloop"]]
+    answered = sum(r["requests"] - r["non_2xx"] for r in wrk_runs)
+    if not answered <= logged <= answered + args.connections * len(wrk_runs):
+        print(f"[serving] error: driftloop answered {answered} rows with 200 but the log holds "
+              f"{logged}: no ratio is printed", file=sys.stderr, flush=True)
+        return 1
 
     median = {name: statistics.median(r["rps"] for r in runs) for name, runs in results.items()}
     per_round = {
@@ -221,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_round_ratios": per_round,
         "runs": results,
         "driftloop_rows_logged": logged,
+        "driftloop_rows_answered_200": answered,
         "driftloop_requests_timed": sum(r["requests"] for r in results["driftloop"]),
         "drift_status_calls": {"count": len(drift_calls),
                                "ok": sum(1 for c in drift_calls if c == 200)},
