@@ -64,6 +64,7 @@ def render(result: DemoResult, out: TextIO) -> None:
     for key, label in (("evaluation_report", "evaluation report (drift, plots, gate)"),
                        ("kfp_run", "KFP run artifacts"),
                        ("validation_report", "refused window's validation report"),
+                       ("validation_report_url", "the same, stored with the log (make up)"),
                        ("mlflow_store", "MLflow store"), ("prediction_log", "prediction log")):
         if result.artifacts.get(key):
             say(f"  {label:<40} {result.artifacts[key]}")

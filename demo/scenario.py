@@ -335,7 +335,9 @@ def _lineage(config: DemoConfig, name: str, version: str, drift: PhaseResult,
     artifacts = {"kfp_run": str(result.get("artifacts") or ""),
                  "mlflow_store": str(config.state_dir / "mlflow.db"),
                  "prediction_log": str(config.state_dir / "predictions.db"),
-                 "validation_report": str((broken.validation or {}).get("report") or "")}
+                 "validation_report": str((broken.validation or {}).get("report") or ""),
+                 "validation_report_url": str((broken.validation or {}).get("report_url")
+                                              or "")}
     kfp_dir = Path(artifacts["kfp_run"]) if artifacts["kfp_run"] else None
     evaluation = kfp_dir / "evaluate-model" / "report" if kfp_dir else None
     if evaluation is not None and evaluation.is_file():

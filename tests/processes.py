@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,4 +25,14 @@ def wait_until_answers(process: subprocess.Popen, url: str, log: Path, *, timeou
             pass
         assert time.monotonic() < deadline, \
             f"{what} not ready:\n{log.read_text(errors='replace')[-3000:]}"
+        time.sleep(interval)
+
+
+def wait_until(condition: Callable[[], bool], what: str, *, timeout: float = 60.0,
+               interval: float = 0.05) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds.
+    Tests wait for the thing they need (rows in the log, a metric), never a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
         time.sleep(interval)

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from driftloop_airflow.local_runs import (
 from tests.airflow.conftest import Live
 from tests.airflow.kfp_api import recording_server
 from tests.pipelines.conftest import PETAL_SHIFT, iris_rows
+from tests.processes import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 
@@ -47,12 +47,16 @@ def serve_traffic(live: Live, rows: Any, *, label: bool = True) -> tuple[str, st
         features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
         answer = live.server.post("/predict", {"records": rows[features].to_dict("records")})
         assert answer.status_code == 200, answer.text
-    time.sleep(1.0)  # the log's flush interval is 0.2 s
-    end = datetime.now(UTC)
+    end = datetime.now(UTC)  # every row was answered, so logged with an earlier time
     window = (start.isoformat(), end.isoformat())
-    logged = live.server.get(f"/drift/window?start={start.isoformat().replace('+', '%2B')}"
-                             f"&end={end.isoformat().replace('+', '%2B')}&limit=1").json()
-    assert logged["total"] == len(rows)
+
+    def logged() -> int:
+        return live.server.get(f"/drift/window?start={start.isoformat().replace('+', '%2B')}"
+                               f"&end={end.isoformat().replace('+', '%2B')}&limit=1"
+                               ).json()["total"]
+
+    wait_until(lambda: logged() >= len(rows), f"{len(rows)} rows in the log", timeout=30)
+    assert logged() == len(rows)
     return window
 
 

@@ -16,6 +16,7 @@ from driftloop_airflow.window import iso
 
 from tests.airflow.conftest import Live, set_connection
 from tests.pipelines.conftest import iris_rows
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +32,12 @@ def logged(shared_live: Live) -> tuple[datetime, datetime]:
     """25 labeled rows served through the API; the window that holds them."""
     start = datetime.now(UTC)
     shared_live.server.predict_and_label(iris_rows(25, seed=61))
-    time.sleep(1.0)
-    return start, datetime.now(UTC)
+    end = datetime.now(UTC)  # every row was answered, so logged with an earlier time
+    query = (f"/drift/window?start={start.isoformat().replace('+', '%2B')}"
+             f"&end={end.isoformat().replace('+', '%2B')}&limit=1")
+    wait_until(lambda: shared_live.server.get(query).json()["total"] >= 25,
+               "25 rows in the log", timeout=30)
+    return start, end
 
 
 def test_health_model_and_expectations(hook: ServingHook) -> None:

@@ -95,6 +95,8 @@ def test_bad_data_is_refused_without_retrain(demo: dict) -> None:
     assert Path(broken["validation"]["report"]).is_file()
     assert broken["validation"]["report_error"] is None
     assert "/reports/validation/driftloop_drift_monitor__" in broken["validation"]["report_url"]
+    assert demo["artifacts"]["validation_report_url"] == broken["validation"]["report_url"]
+    assert "the same, stored with the log (make up)" in demo["_stdout"]
     assert sorted(demo["versions"]) == ["1", "2"]  # nothing registered by the bad window
 
 

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import IRIS_SPEC
+from tests.processes import wait_until
 from tests.reliability.conftest import copy_store
 from tests.reliability.figures import Figures
 from tests.reliability.scale import SCALE
@@ -101,13 +102,6 @@ def _window_labels(url: str, start: datetime, end: datetime) -> dict[str, str | 
     return out
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def _metric(url: str, name: str) -> float:
     text = httpx.get(url + "/metrics", timeout=30).text
     found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
@@ -157,7 +151,8 @@ def _check(a: ServerProcess, b: ServerProcess, traffic: Traffic, log_url: str,
     assert len(traffic.truth) == PREDICTIONS
     end = datetime.now(UTC) + timedelta(seconds=1)
     # A's writer catches up (after a stall it retries): then every row is in the log.
-    _wait_for(lambda: _metric(a.url, "driftloop_predlog_queue_rows") == 0, "A's log queue")
+    wait_until(lambda: _metric(a.url, "driftloop_predlog_queue_rows") == 0, "A's log queue",
+               timeout=120, interval=0.2)
     seen = _window_labels(b.url, start, end)
     missing = [rid for rid in traffic.truth if rid not in seen]
     assert missing == [], f"{len(missing)} served rows not in the log"
@@ -179,8 +174,8 @@ def _check(a: ServerProcess, b: ServerProcess, traffic: Traffic, log_url: str,
     labels = sum(len(t.truth) for t in phases)
     expected = sum(t.correct for t in phases) / labels
     for server in (a, b):
-        _wait_for(lambda s=server: _metric(s.url, "driftloop_live_labeled_rows") == labels,
-                  "live accuracy over every label", timeout=30)  # recomputed every 5 s
+        wait_until(lambda s=server: _metric(s.url, "driftloop_live_labeled_rows") == labels,
+                   "live accuracy over every label", timeout=30, interval=0.2)  # every 5 s
         accuracy = _metric(server.url, "driftloop_live_accuracy")
         assert accuracy == pytest.approx(expected, abs=1e-9)
     assert _metric(b.url, "driftloop_feedback_orphans") == 0

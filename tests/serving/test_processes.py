@@ -19,7 +19,7 @@ import pytest
 
 from driftloop.predlog import PredictionLog
 from driftloop.settings import PROJECT_ROOT, Settings
-from tests.processes import wait_until_answers
+from tests.processes import wait_until, wait_until_answers
 from tests.serving.conftest import IRIS_ROW, TOKEN
 
 pytestmark = pytest.mark.slow
@@ -151,12 +151,13 @@ def test_two_replicas_on_one_postgres_log_report_the_same_drift(
             assert ca.post("/predict", json={"instances": rows}).status_code == 200
             assert cb.post("/predict", json={"instances": shifted}).status_code == 200
             assert cb.post("/predict", json={"instances": rows}).status_code == 200
-            time.sleep(1.0)  # both writers flush (0.2 s interval)
             end = time.time() + 1
             from datetime import UTC, datetime
 
             interval = {"start": datetime.fromtimestamp(start - 1, UTC).isoformat(),
                         "end": datetime.fromtimestamp(end, UTC).isoformat()}
+            wait_until(lambda: ca.get("/drift/window", params=interval).json()["total"]
+                       >= 180, "both writers' 180 rows in the log", timeout=30)
             for params in ({}, {"rows": 150}, interval):
                 got_a = ca.get("/drift/status", params=params).json()
                 got_b = cb.get("/drift/status", params=params).json()
