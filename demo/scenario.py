@@ -230,9 +230,10 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
             if migration.wait(timeout=600) != 0:
                 raise DriftloopError("`airflow db migrate` failed; see "
                                      f"{state / 'logs' / 'airflow-migrate.log'}")
-            from driftloop_airflow.local_runs import apply_resources, run_drift_monitor
+            from driftloop_airflow.local_runs import run_drift_monitor
+            from driftloop_airflow.resources import apply
 
-            apply_resources()
+            apply()  # resources.yaml: the declaration every shape applies
         return _loop(config, progress, mark, timeline, started, spec, name, champion_before,
                      server, run_drift_monitor, load_training_data(spec).frame)
     finally:

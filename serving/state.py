@@ -28,7 +28,7 @@ class AppState:
     log: PredictionLog | None = None
     writer: LogWriter | None = None
     heartbeat: Heartbeat | None = None
-    #: This process among the replicas that share the log (``GET /model``, reload checks).
+    #: This process among the replicas that share the log (heartbeats, reload checks).
     instance_id: str = field(default_factory=new_instance_id)
     _accuracy_at: float = 0.0
 
@@ -93,6 +93,8 @@ class AppState:
             m.log_queue.set(self.writer.pending_rows)
             m.log_written.set(self.writer.written_rows)
             m.log_failed_writes.set(self.writer.failed_writes)
+        if self.heartbeat is not None:  # read even while the log is away: that is when it fails
+            m.heartbeat_failures.set(self.heartbeat.failures)
         model = self.holder.current
         now = time.monotonic()
         if model is None or self.log is None or now - self._accuracy_at < ACCURACY_TTL_S:
@@ -109,5 +111,3 @@ class AppState:
         m.live_accuracy.set(acc.accuracy if acc.accuracy is not None else float("nan"))
         m.feedback_orphans.set(orphans)
         m.replicas.set(replicas)
-        if self.heartbeat is not None:
-            m.heartbeat_failures.set(self.heartbeat.failures)

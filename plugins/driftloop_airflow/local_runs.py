@@ -58,15 +58,9 @@ def setup_local_airflow(home: Path, *, server_url: str, state_dir: Path,
     os.environ.update(local_connections_environ(server_url=server_url, state_dir=state_dir,
                                                 token=admin_token, python=python))
     migrate(dict(os.environ))
-    apply_resources()
-
-
-def apply_resources(*, check_connections: bool = True) -> list[str]:
-    """The pools, variables and connection checks of ``resources.yaml`` (the declaration
-    every shape applies)."""
     from driftloop_airflow.resources import apply
 
-    return apply(check_connections=check_connections)
+    apply()
 
 
 def load_dag(dag_id: str) -> Any:

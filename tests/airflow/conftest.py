@@ -24,10 +24,11 @@ def airflow_db() -> Path:
     """The session's metadata DB, migrated (``dag.test()`` and pools need it)."""
     import os
 
-    from driftloop_airflow.local_runs import apply_resources, migrate
+    from driftloop_airflow.local_runs import migrate
+    from driftloop_airflow.resources import apply
 
     migrate(dict(os.environ))
-    apply_resources(check_connections=False)  # each test sets the connections it uses
+    apply(check_connections=False)  # each test sets the connections it uses
     return AIRFLOW_HOME / "airflow.db"
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from driftloop_airflow.resources import DECLARATION, ResourcesError, apply, load, main
+from driftloop_airflow.resources import ResourcesError, apply, load, main
 
 from tests.airflow.conftest import set_connection
 
@@ -68,4 +68,3 @@ def test_apply_restores_a_pool_someone_changed(airflow_db: Path) -> None:
     done = apply(check_connections=False)
     assert "pool driftloop_retrain: updated with 1 slot(s)" in done
     assert Pool.get_pool("driftloop_retrain").slots == 1
-    assert DECLARATION.name == "resources.yaml"
