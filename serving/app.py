@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from driftloop import __version__
 from driftloop.errors import DriftloopError
 from driftloop.settings import Settings, get_settings
-from serving import errors
+from serving import errors, openapi
 from serving.middleware import ServingMiddleware
 from serving.routers import admin, drift, feedback, health, metrics, predict, reports
 from serving.routers import model as model_router
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, model: ServedModel | None = 
                    drift.router, admin.router, metrics.router, reports.router):
         app.include_router(router)
     errors.install(app)
+    openapi.install(app, lambda: state.holder.current)
     app.add_middleware(ServingMiddleware, state=state)
     if settings.cors_origins:
         # Outermost, so that its headers cover the /predict fast path too.
