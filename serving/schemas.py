@@ -5,12 +5,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from driftloop.drift import FeatureDrift
 
 #: One feature value: a number for numeric features, a string for categorical ones.
 Value = StrictFloat | StrictStr
+
+
+def _iso_only(value: Any) -> Any:
+    """Pydantic reads a bare number as Unix time ("2026" is 1970-01-01T00:33:46); the
+    contract says ISO 8601 (``format: date-time``), so a number is refused, not guessed."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, int | float) or (isinstance(text, str) and
+                                         text.lstrip("+-").replace(".", "", 1).isdigit()):
+        raise ValueError(f"expected an ISO 8601 date-time such as 2026-03-01T10:00:00Z, "
+                         f"not the number {value!r}")
+    return value
+
+
+#: A date-time as the contract states it: ISO 8601 only (naive means UTC).
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class _Body(BaseModel):

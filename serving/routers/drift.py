@@ -18,7 +18,7 @@ from driftloop.drift import Thresholds
 from driftloop.predlog import from_micros
 from serving.deps import CurrentModel, State
 from serving.inputs import InputError
-from serving.schemas import DriftStatus, WindowPage, errors
+from serving.schemas import DriftStatus, IsoDateTime, WindowPage, errors
 from serving.served import ServedModel
 from serving.state import AppState
 
@@ -27,9 +27,9 @@ router = APIRouter(tags=["drift"])
 #: Rows per /drift/window page at most.
 PAGE_MAX_ROWS = 10_000
 
-Start = Annotated[datetime | None, Query(
+Start = Annotated[IsoDateTime | None, Query(
     description="Interval start (ISO-8601, inclusive; naive means UTC).")]
-End = Annotated[datetime | None, Query(
+End = Annotated[IsoDateTime | None, Query(
     description="Interval end (ISO-8601, exclusive; naive means UTC).")]
 
 
@@ -108,8 +108,8 @@ def evaluate(state: AppState, model: ServedModel, interval: tuple[datetime, date
             summary="The logged rows of an interval, paginated")
 async def drift_window(
     model: CurrentModel, state: State,
-    start: Annotated[datetime, Query(description="Interval start (ISO-8601, inclusive).")],
-    end: Annotated[datetime, Query(description="Interval end (ISO-8601, exclusive).")],
+    start: Annotated[IsoDateTime, Query(description="Interval start (ISO-8601, inclusive).")],
+    end: Annotated[IsoDateTime, Query(description="Interval end (ISO-8601, exclusive).")],
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX_ROWS)] = 1000,
     offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
 ) -> dict:

@@ -20,6 +20,7 @@ import pytest
 
 from driftloop.settings import PROJECT_ROOT
 from tests.pipelines.conftest import LocalLoop, base_env, free_port, iris_rows
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +65,12 @@ class Stack:
     def xcom(self, run_id: str, task_id: str) -> Any:
         return self.api("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}"
                         "/xcomEntries/return_value")["value"]
+
+
+def _xcoms(stack: Stack, run: dict[str, Any]) -> Any:
+    """Every XCom of the run's submit_retrain, for a failure message."""
+    return stack.api("GET", f"/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances/"
+                     "submit_retrain/xcomEntries")
 
 
 def _groups(state: Path) -> dict[str, int]:
@@ -195,12 +202,21 @@ def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:
     retrain defers submit_retrain to KfpRunTrigger, whose run fails (a spec that does not
     exist) and fails the task with the run's error."""
     start = datetime.now(UTC)
-    end = start + timedelta(seconds=20)
+    end = start + timedelta(seconds=90)  # open long enough for a busy scheduler to start
     run = stack.api("POST", f"/dags/{DAG}/dagRuns", json={
         "logical_date": None,
         "conf": {"window_start": start.isoformat(), "window_end": end.isoformat(),
                  "force": True, "spec": "/nonexistent/spec.yaml", "deploy_target": "none"}})
-    time.sleep(8)  # rows arrive while wait_for_rows is deferred
+    task_logs = stack.state / "airflow" / "logs" / f"dag_id={DAG}" / \
+        f"run_id={run['dag_run_id']}"
+
+    def trigger_log(task_id: str) -> str:
+        return "".join(p.read_text() for p in
+                       (task_logs / f"task_id={task_id}").glob("*.trigger.*.log"))
+
+    # The rows arrive once wait_for_rows is deferred and its trigger has polled the window.
+    wait_until(lambda: "0 of 50 rows" in trigger_log("wait_for_rows"),
+               "the window trigger's first poll (0 of 50 rows)", timeout=180, interval=1)
     rows = iris_rows(60, seed=73)
     features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     answer = httpx.post(f"{stack.server}/predict", timeout=30,
@@ -208,18 +224,13 @@ def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:
     assert answer.status_code == 200, answer.text
     done = stack.wait_run(run["dag_run_id"])
     tasks = stack.tasks(run["dag_run_id"])
-    assert done["state"] == "failed", tasks
+    assert done["state"] == "failed", f"{tasks}; submit_retrain: {_xcoms(stack, run)}"
     assert tasks["wait_for_rows"] == "success" and tasks["submit_retrain"] == "failed"
     assert stack.xcom(run["dag_run_id"], "wait_for_rows") == {"rows": 60, "enough": True,
                                                               "min_rows": 50}
     # The triggerer ran both triggers: their own log files, next to the task's.
-    task_logs = stack.state / "airflow" / "logs" / f"dag_id={DAG}" / \
-        f"run_id={run['dag_run_id']}"
-    window_trigger = "".join(p.read_text() for p in
-                             (task_logs / "task_id=wait_for_rows").glob("*.trigger.*.log"))
-    assert "0 of 50 rows" in window_trigger and "Trigger fired event" in window_trigger
-    kfp_trigger = "".join(p.read_text() for p in
-                          (task_logs / "task_id=submit_retrain").glob("*.trigger.*.log"))
+    assert "Trigger fired event" in trigger_log("wait_for_rows")
+    kfp_trigger = trigger_log("submit_retrain")
     assert ": RUNNING" in kfp_trigger and "Trigger fired event" in kfp_trigger
     log = (task_logs / "task_id=submit_retrain" / "attempt=1.log").read_text()
     assert "failed: step load_data" in log and "/nonexistent/spec.yaml" in log

@@ -86,9 +86,9 @@ def test_local_deployer_refusals_leave_the_served_version(
 # --- the whole pipeline, deploy=local ---------------------------------------------------
 
 
-def test_drift_retrain_serves_new_champion_rerun_is_safe_broken_version_rolls_back(
-    loop: LocalLoop, server: Server, tmp_path: Path,
-) -> None:
+def _drift_retrain_promotes(loop: LocalLoop, server: Server) -> tuple[tuple[str, ...], dict]:
+    """Steps 1 and 2 of the whole loop (drifted traffic, then a retrain that promotes and
+    serves v2), asserted; returns the run's parameters and summary."""
     # 1. Drifted traffic through the API, labeled through /feedback.
     served = server.predict_and_label(iris_rows(240, seed=1, shift=PETAL_SHIFT))
     drifted = iris_rows(240, seed=1, shift=PETAL_SHIFT)["species"].tolist()
@@ -149,22 +149,16 @@ def test_drift_retrain_serves_new_champion_rerun_is_safe_broken_version_rolls_ba
     assert [c["displayName"] for c in matrix["annotationSpecs"]] == \
         ["setosa", "versicolor", "virginica"]
     assert sum(map(sum, (r["row"] for r in matrix["rows"]))) == int(gate["holdout_rows"])
+    return params, summary
 
-    # 3. The same run again: nothing registered, nothing promoted, still served.
-    again, proc = loop.run_pipeline(*params)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert again["status"] == "succeeded"
-    assert again["run_key"] == summary["run_key"]
-    assert (again["champion_before"], again["champion_after"]) == ("2", "2")
-    assert again["promoted"] is False and again["new_version"] is None
-    assert again["version"] == "2"
-    assert again["kfp_run_name"] != summary["kfp_run_name"]  # this run's, not v2's
-    assert sorted(loop.versions()) == ["1", "2"]
-    assert loop.alias("previous") == "1"
-    assert "already promoted as v2 (still champion" in proc.stderr
-    assert server.served_version() == "2"
 
-    # 4. A version the server cannot load: registered, promoted, refused on reload ->
+def test_drift_retrain_serves_new_champion_and_a_broken_version_rolls_back(
+    loop: LocalLoop, server: Server, tmp_path: Path,
+) -> None:
+    params, _ = _drift_retrain_promotes(loop, server)
+    start, end = (p.partition("=")[2] for p in params[1:3])
+
+    # 3. A version the server cannot load: registered, promoted, refused on reload ->
     #    the aliases go back and v2 keeps serving.
     spec = iris_spec_with(tmp_path / "unservable.yaml",
                           "driftloop_test_estimators.UnservableForest",
@@ -184,3 +178,25 @@ def test_drift_retrain_serves_new_champion_rerun_is_safe_broken_version_rolls_ba
     assert server.served_version() == "2"
     assert server.post("/predict", {"features": [5.1, 3.5, 2.9, 0.8]}).json()["model"] == \
         {"name": MODEL, "version": "2"}
+
+
+@pytest.mark.full
+def test_the_same_run_again_registers_and_promotes_nothing(loop: LocalLoop,
+                                                            server: Server) -> None:
+    """The whole-run form of tests/pipelines/test_steps.py::
+    test_register_promotes_once_per_run_key (make reliability: one more KFP run)."""
+    params, summary = _drift_retrain_promotes(loop, server)
+
+    # The same run again: nothing registered, nothing promoted, still served.
+    again, proc = loop.run_pipeline(*params)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert again["status"] == "succeeded"
+    assert again["run_key"] == summary["run_key"]
+    assert (again["champion_before"], again["champion_after"]) == ("2", "2")
+    assert again["promoted"] is False and again["new_version"] is None
+    assert again["version"] == "2"
+    assert again["kfp_run_name"] != summary["kfp_run_name"]  # this run's, not v2's
+    assert sorted(loop.versions()) == ["1", "2"]
+    assert loop.alias("previous") == "1"
+    assert "already promoted as v2 (still champion" in proc.stderr
+    assert server.served_version() == "2"

@@ -96,7 +96,11 @@ def test_worse_challenger_is_rejected_and_recorded_without_alias(
     assert f"<p class='verdict fail'>{escape(gate['reason'])}</p>" in report
 
 
+@pytest.mark.full
 def test_deploy_to_a_server_that_is_down_restores_the_champion_alias(loop: LocalLoop) -> None:
+    """make reliability only: make test shows a failed local deploy rolled back in a whole
+    run (test_live_server.py, a version the server refuses) and an unreachable server at the
+    deployer (tests/unit/test_deploy.py)."""
     loop.log_labeled_rows(iris_rows(240, seed=1, shift=PETAL_SHIFT))
     down = f"http://127.0.0.1:{free_port()}"
     summary, proc = loop.run_pipeline(

@@ -144,6 +144,7 @@ def test_big_intervals_are_tested_on_an_even_sample(make_client, iris_store, iri
     ({"rows": 0}, "rows: Input should be greater than or equal to 1"),
     ({"rows": 10, "start": "2031-03-01T10:00:00Z", "end": "2031-03-01T11:00:00Z"},
      "cannot be combined"),
+    ({"start": "0", "end": "2031-03-01T11:00:00Z"}, "start: expected an ISO 8601 date-time"),
 ])
 def test_bad_drift_queries_are_422_naming_the_problem(iris: TestClient, params: dict,
                                                       words: str) -> None:
@@ -186,6 +187,11 @@ def test_drift_window_pages_through_an_interval_with_labels(iris: TestClient) ->
     ({"start": "2031-03-01T10:00:00Z", "end": "2031-03-01T11:00:00Z", "offset": -1}, 422,
      "offset"),
     ({"start": "2031-03-01T11:00:00Z", "end": "2031-03-01T10:00:00Z"}, 422, "must be before"),
+    # A number is not read as Unix time: "2031" would silently mean 1970-01-01T00:33:51.
+    ({"start": "2031", "end": "2031-03-01T10:00:00Z"}, 422,
+     "start: expected an ISO 8601 date-time such as 2026-03-01T10:00:00Z, not the number "
+     "'2031'"),
+    ({"start": "2031-03-01T10:00:00Z", "end": "-1.5"}, 422, "end: expected an ISO 8601"),
 ])
 def test_bad_window_queries_are_422(iris: TestClient, params: dict, status: int,
                                     words: str) -> None:

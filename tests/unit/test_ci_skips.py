@@ -37,3 +37,28 @@ def test_a_skip_fails_only_in_ci(pytester: pytest.Pytester, monkeypatch: pytest.
     result.assert_outcomes(**outcomes)
     if ci:
         result.stdout.fnmatch_lines(["*CI=true*allows no skip*kubectl is not installed*"])
+
+
+def _makefile_list(name: str) -> list[str]:
+    """The words of a ``NAME := ...`` list in the Makefile (backslash continuations)."""
+    text = (PROJECT_ROOT / "Makefile").read_text().replace("\\\n", " ")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"{name} :=")]
+    return line.partition(":=")[2].split()
+
+
+def test_every_test_left_out_of_make_test_runs_in_make_reliability() -> None:
+    """`make test` deselects the `full` marker; each such test must be in a file that
+    `make reliability` runs, or it would run nowhere."""
+    import ast
+
+    reliability = _makefile_list("RELIABILITY_TESTS")
+    full: list[str] = []
+    for path in (PROJECT_ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any(
+                    ast.unparse(d) == "pytest.mark.full" for d in node.decorator_list):
+                full.append(f"{path.relative_to(PROJECT_ROOT)}::{node.name}")
+    assert full, "no test is marked full: drop the marker and this check"
+    nowhere = [t for t in full if not any(t == r or t.startswith(r.rstrip("/") + "/") or
+                                          t.split("::")[0] == r for r in reliability)]
+    assert nowhere == [], f"marked full but not in RELIABILITY_TESTS: {nowhere}"
