@@ -271,8 +271,9 @@ def _operator(tmp_path: Path, runner: Path, monkeypatch: pytest.MonkeyPatch, **k
     set_connection(monkeypatch, "kfp_test", {"conn_type": "generic", "extra": {
         "backend": "local", "state_dir": str(tmp_path), "python": str(runner),
         "workdir": str(tmp_path), "env": {"FAKE_DIR": str(tmp_path), **kwargs.pop("env", {})}}})
+    kwargs.setdefault("display_name", "r")
     return SubmitKfpRunOperator(task_id="submit", kfp_conn_id="kfp_test",
-                                parameters={"trigger": "drift"}, display_name="r", **kwargs)
+                                parameters={"trigger": "drift"}, **kwargs)
 
 
 def test_operator_defers_to_the_trigger_and_fails_with_the_runs_error(
@@ -303,7 +304,9 @@ def test_operator_skips_while_a_run_is_active_and_terminates_on_timeout(
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"ti": _TI()})
     run_id = deferred.value.trigger.run_id
-    second = _operator(tmp_path, runner, monkeypatch, env={"FAKE_SLEEP": "300"})
+    # Another DAG run (its own run name).
+    second = _operator(tmp_path, runner, monkeypatch, env={"FAKE_SLEEP": "300"},
+                       display_name="r2")
     ti = _TI()
     with pytest.raises(AirflowSkipException, match=f"a retrain is still running: {run_id}"):
         second.execute({"ti": ti})
@@ -336,3 +339,40 @@ def test_operator_refuses_bad_arguments(tmp_path: Path, runner: Path,
         bad.execute({"ti": _TI()})
     assert not (tmp_path / "kfp-local" / "runs").exists() or not any(
         (tmp_path / "kfp-local" / "runs").glob("local-*"))
+
+
+def test_a_later_attempt_follows_its_own_run_and_never_skips_for_it(
+        tmp_path: Path, runner: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow may retry a deferred task whose run already failed (it saw the deferral's
+    exit as a state change from outside). The retry must fail with that run's error, not
+    skip for the cooldown of its own run (a green task over a failed retrain), and must not
+    submit a second retrain for the same DAG run."""
+    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+    failing = {"FAKE_EXIT": "1", "FAKE_STDOUT": '{"status": "failed", "failed_step": '
+                                                '"load_data", "error": "no such spec"}'}
+    first = _operator(tmp_path, runner, monkeypatch, env=failing, cooldown_minutes=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        first.execute({"ti": _TI()})
+    run_id = deferred.value.trigger.run_id
+    _wait_terminal(KfpHook("kfp_test").backend, run_id)
+
+    retry = _operator(tmp_path, runner, monkeypatch, env=failing, cooldown_minutes=60)
+    ti = _TI()
+    with pytest.raises(AirflowFailException, match=f"KFP run {run_id} .*failed: step "
+                                                   "load_data: no such spec"):
+        retry.execute({"ti": ti})
+    assert ti.pushed["kfp_run_id"] == run_id and "skipped_reason" not in ti.pushed
+    assert len(list((tmp_path / "kfp-local" / "runs").glob("local-*"))) == 1
+
+    # While the run is still going, a later attempt waits for that same run.
+    slow = _operator(tmp_path, runner, monkeypatch, env={"FAKE_SLEEP": "300"},
+                     display_name="slow")
+    with pytest.raises(TaskDeferred) as deferred:
+        slow.execute({"ti": _TI()})
+    again = _operator(tmp_path, runner, monkeypatch, display_name="slow")
+    with pytest.raises(TaskDeferred) as followed:
+        again.execute({"ti": _TI()})
+    assert followed.value.trigger.run_id == deferred.value.trigger.run_id
+    assert len(list((tmp_path / "kfp-local" / "runs").glob("local-*"))) == 2
+    KfpHook("kfp_test").terminate_run(deferred.value.trigger.run_id)

@@ -67,10 +67,11 @@ class Stack:
                         "/xcomEntries/return_value")["value"]
 
 
-def _xcoms(stack: Stack, run: dict[str, Any]) -> Any:
-    """Every XCom of the run's submit_retrain, for a failure message."""
-    return stack.api("GET", f"/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances/"
-                     "submit_retrain/xcomEntries")
+def _xcoms(stack: Stack, run: dict[str, Any], task_id: str = "submit_retrain") -> Any:
+    """Every XCom of one task of the run, key → value, for a failure message."""
+    base = f"/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances/{task_id}/xcomEntries"
+    return {e["key"]: stack.api("GET", f"{base}/{e['key']}")["value"]
+            for e in stack.api("GET", base)["xcom_entries"]}
 
 
 def _groups(state: Path) -> dict[str, int]:

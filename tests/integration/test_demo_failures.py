@@ -16,6 +16,8 @@ from driftloop.spec import load_spec
 from tests.conftest import IRIS_SPEC
 
 
+# The thread dies on purpose; pytest would report its traceback as a warning.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_background_client_that_dies_fails_the_demo() -> None:
     """Rows without the spec's columns make the client raise inside its thread."""
     rows = pd.DataFrame({"not_a_feature": [1.0, 2.0]})
@@ -59,6 +61,8 @@ def test_under_load_is_claimed_only_when_both_versions_answered_and_nothing_fail
     assert "no swap happened" in under_load_verdict(both, "1", "1")
 
 
+# The thread dies on purpose; pytest would report its traceback as a warning.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_any_thread_that_dies_is_kept_for_the_exit_code() -> None:
     previous = threading.excepthook
     try:

@@ -26,6 +26,7 @@ from tests.pipelines.conftest import (
     running_server,
     window_after,
 )
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -94,8 +95,12 @@ def _drift_retrain_promotes(loop: LocalLoop, server: Server) -> tuple[tuple[str,
     drifted = iris_rows(240, seed=1, shift=PETAL_SHIFT)["species"].tolist()
     before_accuracy = sum(a == b for a, b in zip(served, drifted, strict=True)) / len(served)
     assert before_accuracy < 0.6  # the champion is lost on the new sensor readings
+    # The latest window, once the log holds every served row (the writer flushes in the
+    # background: a busy machine can lag).
+    wait_until(lambda: server.get("/drift/status").json()["window"]["rows"] >= 240,
+               "240 served rows in the latest window", timeout=60, interval=0.2)
     status = server.get("/drift/status").json()
-    assert status["dataset_drift"] is True
+    assert status["dataset_drift"] is True, status
     start, end = window_after(minutes=10)
     params = ("trigger=drift", f"window_start={start}", f"window_end={end}",
               "airflow_run_id=scheduled__2026-03-01T10:00:00+00:00", "deploy_target=local")

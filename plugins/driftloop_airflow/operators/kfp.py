@@ -5,7 +5,14 @@ local runner as well), it checks the cooldown — a run still active, or one sub
 than ``cooldown_minutes`` ago — and either skips with the reason or submits. Then it defers
 to :class:`KfpRunTrigger` (default) or polls in place, and fails with the run's own error
 when the run fails. A failed run is not retried automatically (a retry would rerun the whole
-retrain): clear the task to submit again.
+retrain).
+
+One DAG run submits at most one retrain. Runs are named after their DAG run
+(``display_name``), so a later attempt of the task (an automatic retry, or a clear) that finds
+a run of that name follows it instead of submitting another, and never skips "for the
+cooldown" of its own run: that turned a failed retrain into a skipped, green task when
+Airflow retried a deferred task it had wrongly marked as changed externally. To retrain
+again, trigger a new DAG run (``cooldown_minutes=0`` lifts the cooldown).
 """
 
 from __future__ import annotations
@@ -77,6 +84,9 @@ class SubmitKfpRunOperator(BaseOperator):
         hook = KfpHook(self.kfp_conn_id)
         cooldown = self._cooldown()
         with hook.submission_lock():
+            earlier = self._earlier_attempts_run(hook)
+            if earlier is not None:
+                return self._follow(context, hook, earlier)
             if self.block_if_active or cooldown:
                 reason = hook.cooldown_reason(cooldown, datetime.now(UTC),
                                               block_if_active=self.block_if_active)
@@ -84,10 +94,27 @@ class SubmitKfpRunOperator(BaseOperator):
                     context["ti"].xcom_push(key="skipped_reason", value=reason)
                     raise AirflowSkipException(f"no retrain submitted: {reason}")
             run = hook.submit_run(self.display_name, self.parameters)
+        return self._follow(context, hook, run)
+
+    def _earlier_attempts_run(self, hook: KfpHook) -> KfpRun | None:
+        """The newest run named like this task's (the same DAG run), if any."""
+        for run in hook.recent_runs():
+            if run.display_name == self.display_name:
+                self.log.warning(
+                    "an earlier attempt of this task submitted KFP run %s (%s): following "
+                    "it, not submitting another (a new DAG run submits a new retrain)",
+                    run.run_id, run.state)
+                return run
+        return None
+
+    def _follow(self, context: Any, hook: KfpHook, run: KfpRun) -> dict[str, Any]:
+        """Wait for ``run`` (deferred or in place) and end as it ends."""
         self._run_id = run.run_id
         context["ti"].xcom_push(key="kfp_run_id", value=run.run_id)
         if run.url:
             context["ti"].xcom_push(key="kfp_run_url", value=run.url)
+        if run.is_terminal:
+            return self._finish(run)
         if self.poll_interval is None:
             self.poll_interval = 2.0 if hook.backend.name == "local" else 15.0
         if self.deferrable:
