@@ -275,21 +275,34 @@ def test_setup_local_airflow_is_all_a_fresh_process_needs(shared_live: Live,
 
 def test_a_failed_retrain_fails_the_task_with_the_runs_error(
         shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also the weekly DAG's submission (what a successful weekly run does after it is in
+    test_weekly_retrain_submits_a_scheduled_retrain, make reliability)."""
     shared_live.connections(monkeypatch)
+    window = ("2026-03-02T00:00:00+00:00", "2026-03-09T00:00:00+00:00")
+    before = {r["run_id"] for r in shared_live.kfp_runs()}
     with recording_server(lambda *_: (200, {})) as (hook_url, alerts):
         monkeypatch.setenv("DRIFTLOOP_ALERT_WEBHOOK_URL", hook_url)
-        outcome = run_weekly_retrain(spec="/nonexistent/spec.yaml", deploy_target="none")
+        outcome = run_weekly_retrain(*window, spec="/nonexistent/spec.yaml",
+                                     deploy_target="none")
     assert outcome.state == "failed"
     assert outcome.tasks["submit_retrain"] == "failed"
+    (record,) = [r for r in shared_live.kfp_runs() if r["run_id"] not in before]
+    assert record["parameters"]["trigger"] == "schedule"
+    assert (record["parameters"]["window_start"], record["parameters"]["window_end"]) == window
+    assert record["parameters"]["deploy_target"] == "none"
     (alert,) = [a.body for a in alerts]
     assert alert["task_id"] == "submit_retrain"
     assert "KFP run local-" in alert["text"] and "failed: step load_data" in alert["text"]
     assert "/nonexistent/spec.yaml" in alert["text"]
 
 
+@pytest.mark.full
 def test_weekly_retrain_submits_a_scheduled_retrain(
         shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Forced (no drift needed); the gate still decides. Runs last: it registers a version."""
+    """Forced (no drift needed); the gate still decides. Runs last: it registers a version.
+    make reliability only: make test checks the weekly submission (a failing run) above and
+    a whole successful retrain from a DAG in test_drift_retrains_promotes_and_the_server_swaps.
+    """
     shared_live.connections(monkeypatch)
     window = serve_traffic(shared_live, iris_rows(60, seed=51))
     before = {r["run_id"] for r in shared_live.kfp_runs()}
