@@ -74,6 +74,12 @@ def _xcoms(stack: Stack, run: dict[str, Any], task_id: str = "submit_retrain") -
             for e in stack.api("GET", base)["xcom_entries"]}
 
 
+def stack_runs(stack: Stack) -> list[Path]:
+    """The KFP local runs of the stack (one directory each)."""
+    runs = stack.state / "kfp-local" / "runs"
+    return sorted(runs.glob("local-*")) if runs.exists() else []
+
+
 def _groups(state: Path) -> dict[str, int]:
     return {p.stem: int(p.read_text()) for p in (state / "run").glob("*.pid")}
 
@@ -145,8 +151,12 @@ def test_a_taken_port_is_refused_before_anything_starts(stack: Stack, tmp_path: 
     assert not (tmp_path / "other" / "mlflow.db").exists(), "nothing bootstrapped"
 
 
+@pytest.mark.full
 def test_a_rest_triggered_run_succeeds(stack: Stack) -> None:
-    """What a user does from the UI or a script: trigger with ``logical_date: null``."""
+    """What a user does from the UI or a script: trigger with ``logical_date: null``.
+    make reliability only: in make test, the deferred-trigger test below triggers the same
+    way and follows its run to the end, and the backfill test's runs succeed under the
+    real scheduler."""
     loop = LocalLoop(stack.state, base_env(stack.state))
     start = datetime.now(UTC) - timedelta(seconds=1)
     rows = iris_rows(80, seed=71)
@@ -233,5 +243,11 @@ def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:
     assert "Trigger fired event" in trigger_log("wait_for_rows")
     kfp_trigger = trigger_log("submit_retrain")
     assert ": RUNNING" in kfp_trigger and "Trigger fired event" in kfp_trigger
-    log = (task_logs / "task_id=submit_retrain" / "attempt=1.log").read_text()
+    # Every attempt's log: under load Airflow 3.3.2 may retry a task that resumed from its
+    # trigger quickly, and the retry then follows the same run and fails with its error
+    # (SubmitKfpRunOperator, tests/airflow/test_kfp_local.py).
+    log = "".join(p.read_text() for p in
+                  sorted((task_logs / "task_id=submit_retrain").glob("attempt=*.log"))
+                  if ".trigger." not in p.name)
     assert "failed: step load_data" in log and "/nonexistent/spec.yaml" in log
+    assert len(stack_runs(stack)) == 1, "one DAG run submits at most one retrain"
