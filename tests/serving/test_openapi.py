@@ -32,6 +32,17 @@ def _valid(schema: dict[str, Any], body: Any) -> bool:
     return jsonschema.Draft202012Validator(schema).is_valid(body)
 
 
+def _schema_and_server_agree(client: TestClient, path: str, case: str, body: Any,
+                             valid: bool) -> None:
+    """The published schema and the server both say ``valid``: 200, or a 422 with a detail."""
+    schema = _body(client.get("/openapi.json").json(), path)["schema"]
+    assert _valid(schema, body) is valid, f"{case}: the schema says {not valid}"
+    response = client.post(path, json=body)
+    assert response.status_code == (200 if valid else 422), response.text
+    if not valid:
+        assert response.json()["detail"]
+
+
 PREDICT_BODIES: list[tuple[str, Any, bool]] = [
     ("records", {"records": [ROW]}, True),
     ("features", {"features": POSITIONAL}, True),
@@ -63,14 +74,7 @@ PREDICT_BODIES: list[tuple[str, Any, bool]] = [
                          ids=[case for case, _, _ in PREDICT_BODIES])
 def test_predict_schema_and_server_agree(penguins: TestClient, case: str, body: Any,
                                          valid: bool) -> None:
-    schema = _body(penguins.get("/openapi.json").json(), "/predict")["schema"]
-    assert _valid(schema, body) is valid, f"{case}: the schema says {not valid}"
-    response = penguins.post("/predict", json=body)
-    if valid:
-        assert response.status_code == 200, response.text
-    else:
-        assert response.status_code == 422, response.text
-        assert response.json()["detail"]
+    _schema_and_server_agree(penguins, "/predict", case, body, valid)
 
 
 FEEDBACK_BODIES: list[tuple[str, Any, bool]] = [
@@ -94,10 +98,7 @@ FEEDBACK_BODIES: list[tuple[str, Any, bool]] = [
                          ids=[case for case, _, _ in FEEDBACK_BODIES])
 def test_feedback_schema_and_server_agree(penguins: TestClient, case: str, body: Any,
                                           valid: bool) -> None:
-    schema = _body(penguins.get("/openapi.json").json(), "/feedback")["schema"]
-    assert _valid(schema, body) is valid, f"{case}: the schema says {not valid}"
-    response = penguins.post("/feedback", json=body)
-    assert response.status_code == (200 if valid else 422), response.text
+    _schema_and_server_agree(penguins, "/feedback", case, body, valid)
 
 
 @pytest.mark.parametrize("path", ["/predict", "/feedback"])

@@ -103,13 +103,15 @@ class KfpHook(BaseHook):
         return self.backend.submission_lock()
 
     def cooldown_reason(self, cooldown: timedelta, now: datetime, *,
-                        block_if_active: bool = True) -> str | None:
+                        block_if_active: bool = True,
+                        runs: list[KfpRun] | None = None) -> str | None:
         """Why a new retrain must not be submitted now, or None if it may.
 
         A run that is still active blocks (unless ``block_if_active`` is off); otherwise the
-        newest run blocks while it was created less than ``cooldown`` ago.
+        newest run blocks while it was created less than ``cooldown`` ago. ``runs``: the
+        recent runs when the caller has listed them already.
         """
-        runs = self.recent_runs()
+        runs = self.recent_runs() if runs is None else runs
         active = [run for run in runs if run.is_active]
         if active and block_if_active:
             names = ", ".join(f"{r.run_id} ({r.state})" for r in active)

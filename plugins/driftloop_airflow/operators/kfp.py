@@ -84,21 +84,22 @@ class SubmitKfpRunOperator(BaseOperator):
         hook = KfpHook(self.kfp_conn_id)
         cooldown = self._cooldown()
         with hook.submission_lock():
-            earlier = self._earlier_attempts_run(hook)
+            runs = hook.recent_runs()
+            earlier = self._earlier_attempts_run(runs)
             if earlier is not None:
                 return self._follow(context, hook, earlier)
             if self.block_if_active or cooldown:
                 reason = hook.cooldown_reason(cooldown, datetime.now(UTC),
-                                              block_if_active=self.block_if_active)
+                                              block_if_active=self.block_if_active, runs=runs)
                 if reason:
                     context["ti"].xcom_push(key="skipped_reason", value=reason)
                     raise AirflowSkipException(f"no retrain submitted: {reason}")
             run = hook.submit_run(self.display_name, self.parameters)
         return self._follow(context, hook, run)
 
-    def _earlier_attempts_run(self, hook: KfpHook) -> KfpRun | None:
+    def _earlier_attempts_run(self, runs: list[KfpRun]) -> KfpRun | None:
         """The newest run named like this task's (the same DAG run), if any."""
-        for run in hook.recent_runs():
+        for run in runs:
             if run.display_name == self.display_name:
                 self.log.warning(
                     "an earlier attempt of this task submitted KFP run %s (%s): following "
