@@ -9,6 +9,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: What a server does when its prediction log cannot keep up (see ``log_overflow``).
+LogOverflow = Literal["reject", "shed"]
+
 #: The repository root when running from a checkout; specs resolve against it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +86,16 @@ class Settings(BaseSettings):
     )
     log_batch_rows: int = Field(default=500, ge=1, description="Rows per log write.")
     log_queue_max_rows: int = Field(
-        default=100_000, ge=1, description="Rows held in memory before new rows are dropped."
+        default=100_000, ge=1,
+        description="Rows waiting in memory for the log before the server pushes back (see "
+        "`log_overflow`). At least `max_batch_rows`.",
+    )
+    log_overflow: LogOverflow = Field(
+        default="reject",
+        description="When the queue is full: `reject` answers /predict with 503 and "
+        "`Retry-After` before computing anything, so a client that retries loses no row; "
+        "`shed` answers, does not log the rows, says `\"logged\": false` in the answer and "
+        "counts them in driftloop_predlog_dropped_rows_total.",
     )
     feedback_orphan_grace_s: float = Field(
         default=300.0, gt=0, le=86_400,
@@ -143,6 +155,15 @@ class Settings(BaseSettings):
         description="Failures and refused windows are POSTed here as JSON (Slack-compatible "
         "`text` field). Unset: alerts are only logged.",
     )
+
+    @model_validator(mode="after")
+    def _check_log_queue(self) -> Settings:
+        if self.log_queue_max_rows < self.max_batch_rows:
+            raise ValueError(
+                f"DRIFTLOOP_LOG_QUEUE_MAX_ROWS ({self.log_queue_max_rows}) is below "
+                f"DRIFTLOOP_MAX_BATCH_ROWS ({self.max_batch_rows}): a full batch could never "
+                f"be admitted. Raise the queue or lower the batch limit.")
+        return self
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:

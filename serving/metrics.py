@@ -75,8 +75,14 @@ class Metrics:
         self.log_queue = Gauge("driftloop_predlog_queue_rows",
                                "Served rows waiting to be written to the prediction log.",
                                registry=r)
-        self.log_dropped = Counter("driftloop_predlog_dropped_rows",
-                                   "Rows dropped because the log queue was full.", registry=r)
+        self.log_dropped = Counter(
+            "driftloop_predlog_dropped_rows", "Rows answered but not logged: the queue was "
+            "full under DRIFTLOOP_LOG_OVERFLOW=shed (each such answer said \"logged\": "
+            "false), or they could not be encoded.", registry=r)
+        self.log_refused = Counter(
+            "driftloop_predlog_refused_rows", "Rows refused with 503 and Retry-After because "
+            "the log queue was full (DRIFTLOOP_LOG_OVERFLOW=reject); nothing of them was "
+            "answered or logged.", registry=r)
         self.log_written = Gauge("driftloop_predlog_written_rows",
                                  "Rows this replica wrote to the prediction log.", registry=r)
         self.log_failed_writes = Gauge("driftloop_predlog_failed_writes",

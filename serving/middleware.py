@@ -108,11 +108,12 @@ class ServingMiddleware:
                           close=True)
             return 413
         try:
-            status, payload = await predict_bytes(self.state, body)
+            status, payload, retry_after = await predict_bytes(self.state, body)
         except Exception:  # a bug, not bad input: answer 500 and keep the traceback
             log.exception("POST /predict failed")
             status, payload = 500, b'{"detail": "internal error (see the server log)"}'
-        await _answer(send, status, payload)
+            retry_after = None
+        await _answer(send, status, payload, retry_after=retry_after)
         return status
 
 
@@ -133,8 +134,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
+async def _answer(send: Send, status: int, body: bytes, *, close: bool = False,
+                  retry_after: int | None = None) -> None:
     headers: list[Any] = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -75,6 +75,9 @@ class RowPrediction(BaseModel):
 class PredictResponse(BaseModel):
     model: ModelRef
     predictions: list[RowPrediction]
+    logged: bool = Field(
+        description="Whether these rows went to the prediction log. Always true unless the "
+        "server sheds rows under load (DRIFTLOOP_LOG_OVERFLOW=shed).")
     latency_ms: float = Field(description="Server time for this call, in milliseconds.")
 
 

@@ -39,7 +39,9 @@ class AppState:
         self.writer = LogWriter(self.log, flush_interval=s.log_flush_interval_s,
                                 batch_rows=s.log_batch_rows,
                                 queue_max_rows=s.log_queue_max_rows,
-                                on_dropped=self.metrics.log_dropped.inc)
+                                overflow=s.log_overflow,
+                                on_dropped=self.metrics.log_dropped.inc,
+                                on_refused=self.metrics.log_refused.inc)
         self.writer.start()
         self.heartbeat = Heartbeat(self.log, self.instance_id, self._served_version)
         self.heartbeat.start()

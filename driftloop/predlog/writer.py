@@ -1,17 +1,32 @@
-"""The background writer: served rows reach the log off the request path."""
+"""The background writer: served rows reach the log off the request path.
+
+When the log cannot keep up (the database is slow or away), nothing is dropped silently. The
+default policy, ``reject``, pushes back: :meth:`LogWriter.admit` says no before a request is
+answered, and the server answers 503 with ``Retry-After``, so a client that retries loses
+nothing. ``shed`` is the explicit alternative: the answer is given, the rows are not logged,
+and the answer says so (``"logged": false``).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from driftloop.predlog.store import PredictionLog
+from driftloop.settings import LogOverflow as Overflow
 
 log = logging.getLogger(__name__)
+
+OVERFLOW_POLICIES: tuple[str, ...] = get_args(Overflow)
+
+#: Most rows one transaction writes. Under load the writer takes everything queued up to
+#: this, so a slow commit is paid per 10k rows instead of per 500 (benchmarks/RESULTS.md).
+MAX_WRITE_ROWS = 10_000
 
 
 class LogWriter:
@@ -20,18 +35,27 @@ class LogWriter:
     Durability promise: a row waits in memory at most ``flush_interval`` seconds (0.2 s by
     default, at most 1 s) plus one write, so a hard kill (SIGKILL, OOM) loses at most the
     rows served in the last ~1 s; a graceful stop (SIGTERM through the server's lifespan)
-    drains everything first. Rows over ``queue_max_rows`` (the database is down or too slow)
-    are dropped and counted rather than growing memory without bound.
+    drains everything first. Memory is bounded by ``queue_max_rows`` plus the rows of the
+    requests admitted but not yet answered (at most the in-flight requests' batches).
     """
 
     def __init__(self, log: PredictionLog, *, flush_interval: float = 0.2,
                  batch_rows: int = 500, queue_max_rows: int = 100_000,
-                 on_dropped: Any = None) -> None:
+                 overflow: Overflow = "reject", max_write_rows: int = MAX_WRITE_ROWS,
+                 on_dropped: Callable[[int], Any] | None = None,
+                 on_refused: Callable[[int], Any] | None = None) -> None:
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow policy {overflow!r} is not one of "
+                             f"{', '.join(OVERFLOW_POLICIES)}")
         self.log = log
         self.flush_interval = flush_interval
-        self.batch_rows = batch_rows
+        #: Rows that wake the writer before its interval: a batch, or half a small queue.
+        self.batch_rows = max(1, min(batch_rows, queue_max_rows // 2))
         self.queue_max_rows = queue_max_rows
+        self.overflow = overflow
+        self.max_write_rows = max(max_write_rows, self.batch_rows)
         self._on_dropped = on_dropped
+        self._on_refused = on_refused
         self._entries: deque[tuple[int, int, Callable[[], list[tuple[Any, ...]]]]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -40,20 +64,49 @@ class LogWriter:
         self._thread: threading.Thread | None = None
         self._submitted_seq = 0
         self._written_seq = 0
+        #: Rows per second of the recent writes (an exponential average): Retry-After.
+        self._rate = 0.0
+        self._last_write_failed = False
         self.pending_rows = 0
         self.dropped_rows = 0
+        self.refused_rows = 0
         self.written_rows = 0
         self.failed_writes = 0
 
-    def submit(self, n_rows: int, build: Callable[[], list[tuple[Any, ...]]]) -> bool:
-        """Queue ``n_rows`` rows that ``build()`` turns into column dicts; False (and
-        counted as dropped) when the queue is full.
+    # --- the request path ---------------------------------------------------------------
+    def admit(self, n_rows: int) -> bool:
+        """Whether a request of ``n_rows`` may be answered now (``reject`` policy).
 
-        Building (packing, JSON) happens on the writer thread: the request path only
-        appends a reference to a deque.
+        False when the queue is full: the caller answers 503 before computing anything, and
+        the refusal is counted. ``shed`` always admits (the rows may be dropped later).
+        """
+        if self.overflow == "shed" or self.pending_rows + n_rows <= self.queue_max_rows:
+            return True
+        with self._lock:
+            self.refused_rows += n_rows
+        if self._on_refused is not None:
+            self._on_refused(n_rows)
+        self._wake.set()
+        return False
+
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: the time the queue takes to drain at the
+        recent write rate (1..30 s); 5 s while writes are failing."""
+        if self._last_write_failed or self._rate <= 0:
+            return 5
+        return max(1, min(30, math.ceil(self.pending_rows / self._rate)))
+
+    def submit(self, n_rows: int, build: Callable[[], list[tuple[Any, ...]]]) -> bool:
+        """Queue ``n_rows`` rows that ``build()`` turns into row tuples; True when queued.
+
+        ``reject``: always queued (the request was admitted before it was answered).
+        ``shed``: over ``queue_max_rows`` the rows are dropped, counted, and False returned,
+        so the answer can say it was not logged. Building (packing, JSON) happens on the
+        writer thread: the request path only appends a reference to a deque.
         """
         with self._lock:
-            if self.pending_rows + n_rows > self.queue_max_rows:
+            if (self.overflow == "shed"
+                    and self.pending_rows + n_rows > self.queue_max_rows):
                 self.dropped_rows += n_rows
                 dropped = True
             else:
@@ -70,6 +123,7 @@ class LogWriter:
             self._wake.set()
         return True
 
+    # --- the writer thread --------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="driftloop-log-writer",
@@ -81,7 +135,7 @@ class LogWriter:
         taken = 0
         last_seq = 0
         with self._lock:
-            while self._entries and taken < self.batch_rows:
+            while self._entries and taken < self.max_write_rows:
                 seq, n_rows, build = self._entries.popleft()
                 builders.append(build)
                 taken += n_rows
@@ -93,9 +147,12 @@ class LogWriter:
             except Exception:  # a bug in building must not stop the writer
                 log.exception("prediction log: could not encode rows; they are dropped")
         if len(batch) != taken:
+            lost = taken - len(batch)
             with self._lock:
-                self.pending_rows -= taken - len(batch)
-                self.dropped_rows += taken - len(batch)
+                self.pending_rows -= lost
+                self.dropped_rows += lost
+            if self._on_dropped is not None:
+                self._on_dropped(lost)
         return last_seq, batch
 
     def _put_back(self, seq: int, batch: list[tuple[Any, ...]]) -> None:
@@ -109,14 +166,19 @@ class LogWriter:
             if not batch:
                 self._mark_written(seq)
                 return True
+            started = time.perf_counter()
             try:
                 self.log.write_rows(batch)
             except Exception as exc:
                 self.failed_writes += 1
+                self._last_write_failed = True
                 log.error("prediction log write of %d rows failed (will retry): %s",
                           len(batch), exc)
                 self._put_back(seq, batch)
                 return False
+            rate = len(batch) / max(time.perf_counter() - started, 1e-6)
+            self._rate = rate if self._rate <= 0 else 0.8 * self._rate + 0.2 * rate
+            self._last_write_failed = False
             with self._lock:
                 self.pending_rows -= len(batch)
                 self.written_rows += len(batch)
@@ -174,4 +236,3 @@ class LogWriter:
         if left:
             log.error("prediction log: %d row(s) could not be written at shutdown", left)
         return left
-

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from driftloop.predlog import now_micros, rows_for
 from serving.errors import validation_message
 from serving.inputs import InputError, rows_of, to_arrays, unknown_categories
-from serving.schemas import PredictRequest, PredictResponse, errors
+from serving.schemas import ErrorResponse, PredictRequest, PredictResponse, errors
 from serving.state import AppState
 
 router = APIRouter(tags=["predict"])
@@ -66,16 +67,33 @@ class _Ids:
 _new_ids = _Ids().new
 
 
-def _error(status: int, detail: str) -> tuple[int, bytes]:
-    return status, json.dumps({"detail": detail}).encode()
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    #: Seconds for a ``Retry-After`` header (503s only).
+    retry_after: int | None = None
 
 
-async def predict_bytes(state: AppState, body: bytes) -> tuple[int, bytes]:
-    """The whole of ``POST /predict``: body bytes in, ``(status, JSON body)`` out."""
+def _error(status: int, detail: str) -> Answer:
+    return Answer(status, json.dumps({"detail": detail}).encode())
+
+
+def _log_full(state: AppState, n: int) -> Answer:
+    writer = state.writer
+    wait = writer.retry_after()
+    detail = (f"the prediction log is behind ({writer.pending_rows} rows waiting to be "
+              f"written, at most {writer.queue_max_rows}): these {n} row(s) were neither "
+              f"answered nor logged. Retry after {wait} s.")
+    return Answer(503, json.dumps({"detail": detail}).encode(), wait)
+
+
+async def predict_bytes(state: AppState, body: bytes) -> Answer:
+    """The whole of ``POST /predict``: body bytes in, status, JSON body and Retry-After out.
+    """
     started = time.perf_counter()
     model = state.holder.current  # one read: this request uses this model to the end
     if model is None:
-        return 503, _NOT_READY
+        return Answer(503, _NOT_READY, 5)
     try:
         request = PredictRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -87,16 +105,19 @@ async def predict_bytes(state: AppState, body: bytes) -> tuple[int, bytes]:
         numeric, categorical = to_arrays(model, form, rows)
     except InputError as exc:
         return _error(exc.status, str(exc))
+    n = len(rows)
+    # Push back before any work: a client that honours the 503 loses nothing.
+    if not state.writer.admit(n):
+        return _log_full(state, n)
     # Requests arriving together share one model call (serving/batcher.py).
     proba = await state.batcher.predict(model, numeric, categorical)
-    n = len(rows)
     if proba.shape != (n, len(model.labels)) or not np.isfinite(proba).all():
         return _error(422, "the model returned no valid probabilities for these inputs "
                            "(values far outside the training range?)")
     best = proba.argmax(axis=1)
     labels = model.label_array[best].tolist()
     ids = _new_ids(n)
-    state.writer.submit(n, partial(rows_for, now_micros(), ids, model.name, model.version,
+    logged = state.writer.submit(n, partial(rows_for, now_micros(), ids, model.name, model.version,
                                    numeric, categorical if model.categorical else None,
                                    labels, proba, model.labels))
     if n == 1:
@@ -114,12 +135,19 @@ async def predict_bytes(state: AppState, body: bytes) -> tuple[int, bytes]:
     rows_json = ", ".join(template % (ids[i], label_json[b], *p) for i, (b, p) in
                           enumerate(zip(best.tolist(), proba.tolist(), strict=True)))
     latency = (time.perf_counter() - started) * 1000.0
-    return 200, (f'{{{model.head_json}, "predictions": [{rows_json}], '
-                 f'"latency_ms": {latency!r}}}').encode()
+    return Answer(200, (f'{{{model.head_json}, "predictions": [{rows_json}], '
+                        f'"logged": {"true" if logged else "false"}, '
+                        f'"latency_ms": {latency!r}}}').encode())
 
 
 @router.post(
-    "/predict", response_model=PredictResponse, responses=errors(400, 413, 422, 503),
+    "/predict", response_model=PredictResponse, responses={
+        **errors(400, 413, 422),
+        503: {"model": ErrorResponse,
+              "description": "No model loaded yet, or the prediction log is behind: nothing "
+                             "was answered or logged; retry after `Retry-After` seconds",
+              "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                          "schema": {"type": "integer"}}}}},
     summary="Predict one row or a batch",
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": _REQUEST_SCHEMA}}}},
@@ -132,6 +160,12 @@ async def predict(request: Request) -> Response:
     order. Rows are validated as a whole: one bad row rejects the call and nothing of it is
     logged. Unknown categories are accepted and counted
     (``driftloop_unknown_categories_total``).
+
+    When the prediction log is behind, the call is refused with 503 and ``Retry-After``
+    before anything is computed; retry it and nothing is lost.
     """
-    status, payload = await predict_bytes(request.app.state.driftloop, await request.body())
-    return Response(payload, status_code=status, media_type="application/json")
+    answer = await predict_bytes(request.app.state.driftloop, await request.body())
+    headers = ({"Retry-After": str(answer.retry_after)} if answer.retry_after is not None
+               else None)
+    return Response(answer.body, status_code=answer.status, headers=headers,
+                    media_type="application/json")

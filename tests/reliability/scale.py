@@ -30,14 +30,18 @@ class Scale:
     outage_rows: int
     #: predictions per phase whose labels go to the other replica (calm, then stalled).
     replica_labels: int
+    #: rows sent at full speed into a log that cannot keep up (push-back, nothing lost).
+    pushback_rows: int
 
 
 SMALL = Scale("small", fuzz_examples=15, fuzz_min_cases=100, rollout_requests=2_000,
               rollout_connections=32, rollout_reloads=3, crash_load_s=2.5,
-              crash_connections=16, outage_rows=600, replica_labels=2_000)
+              crash_connections=16, outage_rows=600, replica_labels=2_000,
+              pushback_rows=200_000)
 FULL = Scale("full", fuzz_examples=135, fuzz_min_cases=1_000, rollout_requests=10_000,
              rollout_connections=32, rollout_reloads=5, crash_load_s=6.0,
-             crash_connections=32, outage_rows=3_000, replica_labels=5_000)
+             crash_connections=32, outage_rows=3_000, replica_labels=5_000,
+             pushback_rows=1_000_000)
 
 
 def current() -> Scale:

@@ -6,9 +6,11 @@ Nothing shared is stopped: the server reaches PostgreSQL and the MLflow server t
 - MLflow unavailable during a reload: the old model keeps serving, ``/ready`` stays 200,
   the reload answers 503 naming the registry; a registry that vanishes in the middle of a
   reload (while the artifacts download) fails that reload too, and the server still serves.
-- The prediction log's database unavailable: predictions continue; rows wait in memory up
-  to ``DRIFTLOOP_LOG_QUEUE_MAX_ROWS``, the rest are dropped and counted in ``/metrics``;
-  when the database returns, everything queued is written and new rows flow again.
+- The prediction log's database unavailable: predictions continue while rows wait in memory,
+  up to ``DRIFTLOOP_LOG_QUEUE_MAX_ROWS``; past it the server pushes back (503 with
+  ``Retry-After``, counted in ``/metrics``) and drops nothing. When the database returns,
+  everything queued is written, the refused calls are retried, and every answered row is in
+  the log.
 """
 
 from __future__ import annotations
@@ -128,16 +130,19 @@ def test_registry_unavailable_during_reload_keeps_the_old_model_serving(
 
 @pytest.mark.postgres
 @pytest.mark.timeout(600)
-def test_log_database_outage_keeps_predictions_flowing_and_counts_drops(
+def test_log_database_outage_pushes_back_and_loses_no_row(
     pg_database: str, champion_template: Path, tmp_path: Path, figures: Figures,
 ) -> None:
     url = make_url(pg_database)
     queue_max = SCALE.outage_rows // 2
+    calls = SCALE.outage_rows // 10
     with fault_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(
             hide_password=False)
         env = server_env(copy_store(champion_template, tmp_path), proxied,
-                         DRIFTLOOP_LOG_QUEUE_MAX_ROWS=str(queue_max))
+                         DRIFTLOOP_LOG_QUEUE_MAX_ROWS=str(queue_max),
+                         DRIFTLOOP_MAX_BATCH_ROWS="10")
+        body = {"instances": [IRIS_ROWS[i % len(IRIS_ROWS)] for i in range(10)]}
         with running_server(env, tmp_path / "server.log") as server, \
                 httpx.Client(base_url=server.url, timeout=60) as http:
             before = predict(http, rows=10) + predict(http, rows=10)
@@ -145,8 +150,7 @@ def test_log_database_outage_keeps_predictions_flowing_and_counts_drops(
 
             proxy.cut()
             cut_at = time.monotonic()
-            during: list[list[str]] = [predict(http, rows=10)
-                                       for _ in range(SCALE.outage_rows // 10)]
+            during = [http.post("/predict", json=body) for _ in range(calls)]
             assert http.get("/ready").status_code == 200
             assert http.get("/health").status_code == 200
             outage_answers = {path: http.get(path, params=params) for path, params in (
@@ -164,39 +168,58 @@ def test_log_database_outage_keeps_predictions_flowing_and_counts_drops(
             restored_at = time.monotonic()
             wait_for(lambda: queue(http) == 0, "the queue to drain after the outage")
             recovery_s = time.monotonic() - restored_at
-            after = predict(http, rows=10)
-            wait_for(lambda: written(http) == 20 + queue_max + 10, "new rows to be written")
+            # A client honouring the push-back retries what was refused: now answered.
+            retried = [post_until_answered(http, body)
+                       for r in during if r.status_code == 503]
+            after = [p["request_id"]
+                     for p in post_until_answered(http, body).json()["predictions"]]
+            answered_rows = 20 + 10 * (sum(r.status_code == 200 for r in during)
+                                       + len(retried) + 1)
+            wait_for(lambda: written(http) == answered_rows, "every answered row written")
             recovered = http.get("/metrics").text
 
     for path, answer in outage_answers.items():
         assert answer.status_code == 503, (path, answer.status_code, answer.text)
         assert "prediction log" in answer.json()["detail"]
     assert feedback.status_code == 503, feedback.text
-    # While away: the queue holds exactly its maximum; everything over it was dropped.
-    queued, dropped = queue_max, SCALE.outage_rows - queue_max
-    assert metric(metrics, "driftloop_predlog_queue_rows") == queued
-    assert metric(metrics, "driftloop_predlog_dropped_rows_total") == dropped
+    # While away: the queue fills to its maximum, then every call is refused, not dropped.
+    statuses = [r.status_code for r in during]
+    accepted = queue_max // 10
+    assert statuses == [200] * accepted + [503] * (calls - accepted), statuses
+    refusal = during[-1]
+    assert refusal.headers["retry-after"] == "5"  # writes are failing
+    assert "prediction log is behind" in refusal.json()["detail"]
+    assert metric(metrics, "driftloop_predlog_queue_rows") == queue_max
+    assert metric(metrics, "driftloop_predlog_refused_rows_total") == 10 * (calls - accepted)
     assert metric(metrics, "driftloop_predlog_failed_writes") >= 1
-    assert metric(recovered, "driftloop_predlog_dropped_rows_total") == dropped
+    assert metric(recovered, "driftloop_predlog_dropped_rows_total") == 0
+    assert [r.status_code for r in retried] == [200] * (calls - accepted)
 
-    # The log holds the rows from before, the queued ones (the first to arrive), and after.
+    # Every row any call was answered with is in the log.
+    answered = [p["request_id"] for r in [*during, *retried] if r.status_code == 200
+                for p in r.json()["predictions"]]
     log = PredictionLog(pg_database, create=False)
     try:
-        stored = set(log.served([rid for batch in [[*before], *during, after]
-                                 for rid in batch]))
+        stored = set(log.served([*before, *answered, *after]))
     finally:
         log.dispose()
-    kept = [rid for batch in during[: queued // 10] for rid in batch]
-    lost = [rid for batch in during[queued // 10:] for rid in batch]
-    assert set(before) <= stored and set(after) <= stored
-    assert set(kept) <= stored
-    assert not set(lost) & stored
-    figures.record("log_database_outage", rows_served_during_outage=SCALE.outage_rows,
-                   failed_predictions=0, queue_max_rows=queue_max, rows_queued=queued,
-                   rows_dropped_and_counted=dropped,
+    assert stored == {*before, *answered, *after}
+    figures.record("log_database_outage", rows_sent_during_outage=SCALE.outage_rows,
+                   queue_max_rows=queue_max, rows_answered_during_outage=10 * accepted,
+                   rows_refused_with_503=10 * (calls - accepted), rows_dropped=0,
                    failed_writes=int(metric(metrics, "driftloop_predlog_failed_writes")),
                    outage_s=round(outage_s, 1), recovery_s=round(recovery_s, 2),
-                   rows_written_after_recovery=len(stored))
+                   rows_in_log_after_retries=len(stored))
+
+
+def post_until_answered(http: httpx.Client, body: dict, tries: int = 20) -> httpx.Response:
+    """What a well-behaved client does: on 503, wait ``Retry-After`` seconds and retry."""
+    for _ in range(tries):
+        response = http.post("/predict", json=body)
+        if response.status_code != 503:
+            return response
+        time.sleep(float(response.headers["retry-after"]))
+    raise AssertionError(f"still refused after {tries} tries: {response.text}")
 
 
 def written(http: httpx.Client) -> float:

@@ -57,18 +57,57 @@ def test_metrics_cover_requests_predictions_model_log_and_drift(iris: TestClient
     assert 'version="1"' in text.split("driftloop_model_info")[-1].splitlines()[0]
 
 
-def test_dropped_rows_are_counted_when_the_log_queue_is_full(
+def test_a_full_log_queue_pushes_back_before_answering_and_loses_nothing(
     make_client, iris_store, iris_model
 ) -> None:
-    client = make_client(iris_store, iris_model, log_queue_max_rows=2,
+    client = make_client(iris_store, iris_model, log_queue_max_rows=2, max_batch_rows=2,
                          log_flush_interval_s=1.0)
-    writer = state_of(client).writer
+    state = state_of(client)
+    writer = state.writer
     writer.stop()  # nothing drains the queue: it fills at 2 rows
-    for _ in range(3):
-        assert client.post("/predict", json={"features": IRIS_ROW}).status_code == 200
+    served = [client.post("/predict", json={"features": IRIS_ROW}) for _ in range(2)]
+    assert [r.status_code for r in served] == [200, 200]
+    assert all(r.json()["logged"] is True for r in served)
+    calls_before = state.batcher.calls
+
+    refused = client.post("/predict", json={"instances": [IRIS_ROW, IRIS_ROW]})
+    assert refused.status_code == 503, refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 30
+    detail = refused.json()["detail"]
+    assert "prediction log is behind (2 rows waiting" in detail
+    assert "neither answered nor logged" in detail and "Retry after" in detail
+    assert state.batcher.calls == calls_before  # refused before the model ran
+    assert writer.pending_rows == 2  # nothing of the refused call was queued
+
+    text = client.get("/metrics").text
+    assert "driftloop_predlog_refused_rows_total 2.0" in text
+    assert "driftloop_predlog_dropped_rows_total 0.0" in text
+    assert "driftloop_predlog_queue_rows 2.0" in text
+
+    # The log catches up: the retry is answered and both served rows are written.
+    writer._write_pending()
+    retried = client.post("/predict", json={"instances": [IRIS_ROW, IRIS_ROW]})
+    assert retried.status_code == 200 and retried.json()["logged"] is True
+    writer._write_pending()
+    ids = [p["request_id"] for r in [*served, retried] for p in r.json()["predictions"]]
+    assert set(state.log.served(ids)) == set(ids)
+
+
+def test_shed_answers_say_the_rows_were_not_logged(make_client, iris_store,
+                                                   iris_model) -> None:
+    client = make_client(iris_store, iris_model, log_queue_max_rows=2, max_batch_rows=2,
+                         log_flush_interval_s=1.0, log_overflow="shed")
+    state = state_of(client)
+    state.writer.stop()
+    answers = [client.post("/predict", json={"features": IRIS_ROW}) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert [r.json()["logged"] for r in answers] == [True, True, False]
     text = client.get("/metrics").text
     assert "driftloop_predlog_dropped_rows_total 1.0" in text
-    assert "driftloop_predlog_queue_rows 2.0" in text
+    assert "driftloop_predlog_refused_rows_total 0.0" in text
+    state.writer._write_pending()
+    ids = [r.json()["predictions"][0]["request_id"] for r in answers]
+    assert set(state.log.served(ids)) == set(ids[:2])
 
 
 def test_unknown_path_and_method_are_4xx(iris: TestClient) -> None:

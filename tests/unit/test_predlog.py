@@ -264,24 +264,67 @@ def test_writer_batches_off_thread_and_stop_drains(tmp_path: Path) -> None:
     assert set(log.served_predictions(ids)) == set(ids)
 
 
-def test_writer_flush_waits_for_rows_and_full_queue_drops_and_counts(tmp_path: Path) -> None:
+def _one_row(rid: str) -> list[tuple]:
+    return rows_for(to_micros(T0), [rid], "m", "1", np.zeros((1, 4)), None, ["setosa"],
+                    np.array([[1.0, 0, 0]]), LABELS)
+
+
+def test_writer_refuses_admission_when_full_and_queues_every_admitted_row(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    refused: list[int] = []
+    writer = LogWriter(log, flush_interval=1.0, batch_rows=10_000, queue_max_rows=5,
+                       on_refused=refused.append)
+    for i in range(4):
+        assert writer.admit(1)
+        assert writer.submit(1, lambda i=i: _one_row(f"a{i}"))
+    assert not writer.admit(2)  # 4 + 2 > 5: the caller answers 503
+    assert writer.refused_rows == 2 and refused == [2] and writer.dropped_rows == 0
+    assert writer.retry_after() == 5  # no write measured yet
+    # An admitted request that was answered is always queued, even past the limit.
+    assert writer.admit(1) and writer.submit(1, lambda: _one_row("a4"))
+    assert writer.submit(1, lambda: _one_row("a5"))
+    writer.start()
+    assert writer.flush(timeout=10)
+    assert len(log.served([f"a{i}" for i in range(6)])) == 6
+    assert writer.admit(5) and 1 <= writer.retry_after() <= 30
+    writer.stop()
+
+
+def test_writer_shed_policy_drops_counts_and_says_so(tmp_path: Path) -> None:
     log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
     dropped: list[int] = []
     writer = LogWriter(log, flush_interval=1.0, batch_rows=10_000, queue_max_rows=5,
-                       on_dropped=dropped.append)
-
-    def build(rid: str) -> list[tuple]:
-        return rows_for(to_micros(T0), [rid], "m", "1", np.zeros((1, 4)), None, ["setosa"],
-                        np.array([[1.0, 0, 0]]), LABELS)
-
+                       overflow="shed", on_dropped=dropped.append)
     for i in range(4):
-        assert writer.submit(1, lambda i=i: build(f"a{i}"))
-    assert not writer.submit(2, lambda: build("b0") + build("b1"))  # 4 + 2 > 5
-    assert writer.dropped_rows == 2 and dropped == [2]
+        assert writer.admit(1) and writer.submit(1, lambda i=i: _one_row(f"a{i}"))
+    assert writer.admit(2)  # shed admits everything ...
+    assert not writer.submit(2, lambda: _one_row("b0") + _one_row("b1"))  # ... and drops
+    assert writer.dropped_rows == 2 and dropped == [2] and writer.refused_rows == 0
     writer.start()
     assert writer.flush(timeout=10)
     assert len(log.served([f"a{i}" for i in range(4)])) == 4
+    assert not log.served(["b0", "b1"])
     writer.stop()
+
+
+def test_writer_refuses_an_unknown_overflow_policy(tmp_path: Path) -> None:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    with pytest.raises(ValueError, match="'drop' is not one of reject, shed"):
+        LogWriter(log, overflow="drop")  # type: ignore[arg-type]
+
+
+def test_writer_takes_up_to_max_write_rows_per_transaction(tmp_path: Path) -> None:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    sizes: list[int] = []
+    real = log.write_rows
+    log.write_rows = lambda rows: (sizes.append(len(rows)), real(rows))[1]  # type: ignore
+    writer = LogWriter(log, batch_rows=10, max_write_rows=250)
+    for i in range(600):
+        writer.submit(1, lambda i=i: _one_row(f"r{i}"))
+    assert writer.stop() == 0
+    assert sizes == [250, 250, 100] and writer.written_rows == 600
 
 
 def test_writer_retries_a_failed_write_without_losing_rows(tmp_path: Path) -> None:
