@@ -18,7 +18,17 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "spec", None):
         overrides["spec_path"] = args.spec
-    return Settings(**overrides)
+    return _validated(overrides)
+
+
+def _validated(overrides: dict[str, Any]) -> Settings:
+    """Settings, or an error naming each bad DRIFTLOOP_* value (not a traceback)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                             for e in exc.errors())
+        raise DriftloopError(f"invalid settings: {problems}") from None
 
 
 def mlflow_ui_hint(settings: Settings) -> str:
@@ -77,6 +87,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    from driftloop import retention
+    from driftloop.predlog import PredictionLog
+    from driftloop.registry import connect
+
+    settings = _settings(args)
+    log = PredictionLog(settings.log_url)
+    try:
+        summary = retention.apply(settings, log, connect(settings))
+    finally:
+        log.dispose()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif "skipped" in summary:
+        print(summary["skipped"])
+    else:
+        held = summary["held_back_by"]
+        print(f"removed rows older than {summary['cutoff']} "
+              f"(retention {summary['retention_days']:g} days"
+              f"{'; held back by ' + held if held else ''}):")
+        print(f"  predictions {summary['predictions_deleted']}, labels "
+              f"{summary['labels_deleted']}, reports {summary['reports_deleted']} in "
+              f"{summary['batches']} batch(es), {summary['seconds']:.1f} s")
+        for name in summary["partitions_dropped"]:
+            print(f"  dropped partition {name}")
+        for url in summary["archived"]:
+            print(f"  archived {url}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     # The web stack is imported here only: the core library stays free of it.
     try:
@@ -90,11 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, field, None)
         if value is not None:
             overrides["spec_path" if field == "spec" else field] = value
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DriftloopError(f"invalid serving settings: {problems}") from None
+    settings = _validated(overrides)
     serve(settings, log_level=args.log_level, access_log=args.access_log)
     return 0
 
@@ -116,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="a version number instead of the champion")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("retention", help="delete prediction-log rows past "
+                       "DRIFTLOOP_LOG_RETENTION_DAYS (archiving them first if configured)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_retention)
 
     p = sub.add_parser("serve", help="serve the champion over HTTP (FastAPI under uvicorn)")
     p.add_argument("--spec", help="model spec YAML (names the model)")

@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: What a server does when its prediction log cannot keep up (see ``log_overflow``).
 LogOverflow = Literal["reject", "shed"]
 
+#: The shortest retention the loop can live with: the weekly retrain reads the last 7 days of
+#: labeled rows, and every drift window is an hour within them.
+MIN_RETENTION_DAYS = 7.0
+
 #: The repository root when running from a checkout; specs resolve against it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,6 +101,23 @@ class Settings(BaseSettings):
         "`shed` answers, does not log the rows, says `\"logged\": false` in the answer and "
         "counts them in driftloop_predlog_dropped_rows_total.",
     )
+    log_retention_days: float = Field(
+        default=30.0, ge=0,
+        description="Rows (and labels, reports) older than this leave the log when retention "
+        "runs (the hourly DAG's `apply_retention`, `driftloop log retention`). At least "
+        f"{MIN_RETENTION_DAYS:g} days: the weekly retrain reads the last week. 0 keeps "
+        "everything. The champion's and previous version's training windows are kept "
+        "whatever their age.",
+    )
+    log_archive_url: str | None = Field(
+        default=None,
+        description="Before rows past retention are deleted, they are written to Parquet "
+        "here (a folder, or any fsspec URL). Unset: they are deleted only.",
+    )
+    log_retention_batch_rows: int = Field(
+        default=10_000, ge=100, le=1_000_000,
+        description="Rows deleted per transaction (SQLite): a writer waits at most one batch.",
+    )
     feedback_orphan_grace_s: float = Field(
         default=300.0, gt=0, le=86_400,
         description="A label whose request id matches no logged prediction after this many "
@@ -163,6 +184,16 @@ class Settings(BaseSettings):
                 f"DRIFTLOOP_LOG_QUEUE_MAX_ROWS ({self.log_queue_max_rows}) is below "
                 f"DRIFTLOOP_MAX_BATCH_ROWS ({self.max_batch_rows}): a full batch could never "
                 f"be admitted. Raise the queue or lower the batch limit.")
+        return self
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        days = self.log_retention_days
+        if 0 < days < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"DRIFTLOOP_LOG_RETENTION_DAYS={days:g} is shorter than the loop's windows: "
+                f"the weekly retrain reads the last {MIN_RETENTION_DAYS:g} days of the log. "
+                f"Use at least {MIN_RETENTION_DAYS:g}, or 0 to keep everything.")
         return self
 
     @model_validator(mode="after")

@@ -20,7 +20,16 @@ from driftloop.errors import DriftloopError
 from driftloop.settings import Settings, get_settings
 from serving import errors, openapi
 from serving.middleware import ServingMiddleware
-from serving.routers import admin, drift, feedback, health, metrics, predict, reports
+from serving.routers import (
+    admin,
+    drift,
+    feedback,
+    health,
+    metrics,
+    predict,
+    reports,
+    retention,
+)
 from serving.routers import model as model_router
 from serving.served import ServedModel, load
 from serving.state import AppState
@@ -75,7 +84,8 @@ def create_app(settings: Settings | None = None, *, model: ServedModel | None = 
                   lifespan=lifespan)
     app.state.driftloop = state
     for router in (predict.router, feedback.router, health.router, model_router.router,
-                   drift.router, admin.router, metrics.router, reports.router):
+                   drift.router, admin.router, retention.router, metrics.router,
+                   reports.router):
         app.include_router(router)
     errors.install(app)
     openapi.install(app, lambda: state.holder.current)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 #: Paths that get their own ``endpoint`` label; anything else is ``other`` (bounded labels).
 ENDPOINTS = ("/predict", "/feedback", "/health", "/ready", "/metrics", "/model",
              "/model/expectations", "/drift/status", "/drift/window", "/admin/reload",
+             "/admin/retention",
              "/docs", "/openapi.json")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -83,6 +84,9 @@ class Metrics:
             "driftloop_predlog_refused_rows", "Rows refused with 503 and Retry-After because "
             "the log queue was full (DRIFTLOOP_LOG_OVERFLOW=reject); nothing of them was "
             "answered or logged.", registry=r)
+        self.retention_deleted = Counter(
+            "driftloop_predlog_retention_deleted_rows", "Rows removed from the prediction "
+            "log by retention, by table.", ["table"], registry=r)
         self.log_written = Gauge("driftloop_predlog_written_rows",
                                  "Rows this replica wrote to the prediction log.", registry=r)
         self.log_failed_writes = Gauge("driftloop_predlog_failed_writes",

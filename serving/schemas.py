@@ -203,6 +203,23 @@ class ReportInfo(BaseModel):
     content_type: str
 
 
+class RetentionResponse(BaseModel):
+    retention_days: float = Field(description="DRIFTLOOP_LOG_RETENTION_DAYS; 0: off.")
+    skipped: str | None = Field(default=None, description="Why nothing was deleted.")
+    cutoff: str | None = Field(default=None, description="Rows older than this were removed.")
+    held_back_by: str | None = Field(
+        default=None, description="The registered version whose training window moved the "
+        "cutoff earlier than the retention period, if any.")
+    predictions_deleted: int = 0
+    labels_deleted: int = 0
+    reports_deleted: int = 0
+    partitions_dropped: list[str] = Field(
+        default_factory=list, description="PostgreSQL day partitions dropped.")
+    archived: list[str] = Field(default_factory=list, description="Parquet files written.")
+    batches: int = 0
+    seconds: float = 0.0
+
+
 class ReportEntry(BaseModel):
     name: str
     url: str

@@ -93,6 +93,14 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A prediction log's URL: SQLite, then (when available) a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'predictions.db'}"
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def mlflow_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings whose MLflow backend is SQLite, then (when available) real PostgreSQL."""
     state = tmp_path / "state"

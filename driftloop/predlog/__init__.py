@@ -2,7 +2,11 @@
 
 One concern per module:
 
-- :mod:`.schema`: the tables (``predictions``, ``labels``, ``replicas``) and migrations;
+- :mod:`.schema`: the tables (``predictions``, ``labels``, ``replicas``, ``reports``) and
+  the migrations, each applied once;
+- :mod:`.partitions`: PostgreSQL's day partitions, created ahead and on demand;
+- :mod:`.retention`: old rows leave in bounded batches (or whole days on PostgreSQL);
+- :mod:`.archive`: rows past retention written to Parquet first;
 - :mod:`.codec`: how rows and times are encoded, and decoded into :class:`Window` s;
 - :mod:`.store`: :class:`PredictionLog`, reads and writes over one SQLAlchemy URL;
 - :mod:`.labels`: ground truth stored on its own and joined when read (never refused for an
@@ -26,6 +30,7 @@ from driftloop.predlog.codec import (
 from driftloop.predlog.labels import FeedbackResult, LiveAccuracy
 from driftloop.predlog.replicas import Heartbeat, Replica, new_instance_id
 from driftloop.predlog.reports import BadReport, Report
+from driftloop.predlog.retention import PurgeResult
 from driftloop.predlog.schema import INSERT_COLUMNS
 from driftloop.predlog.store import PredictionLog
 from driftloop.predlog.writer import LogWriter
@@ -38,6 +43,7 @@ __all__ = [
     "LiveAccuracy",
     "LogWriter",
     "PredictionLog",
+    "PurgeResult",
     "Replica",
     "Report",
     "Window",

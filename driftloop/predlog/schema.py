@@ -1,7 +1,7 @@
-"""The log's tables, and the one-time migration from the schema before labels stood alone.
+"""The log's tables, and its migrations: each runs once and is recorded.
 
 ``predictions``
-    One row per served row: ``id``, ``ts`` (µs since the epoch, UTC), ``request_id``
+    One row per served row (on PostgreSQL, partitioned by day: :mod:`.partitions`): ``id``, ``ts`` (µs since the epoch, UTC), ``request_id``
     (unique), ``model_name``, ``model_version``, ``num`` (numeric features, packed float64),
     ``cat`` (categoricals as a JSON list, NULL without any), ``prediction`` (label) and
     ``proba`` (JSON object label -> probability).
@@ -15,6 +15,9 @@
     Reports people open in a browser (the drift monitor's validation report of a window),
     by ``name``: ``content_type``, ``body``, ``ts``. Stored with the log every shape shares
     so that they outlive the task pod that wrote them (``GET /reports/<name>`` serves them).
+``schema_migrations``
+    The migrations applied to this log (``version``, ``name``, ``ts``): each runs once, in
+    order, when a server or task first opens a log that lacks it.
 ``replicas``
     One heartbeat row per running server (``instance_id``, ``host``, ``pid``,
     ``started_ts``, ``seen_ts``, ``model_version``): how a server knows it is one of several
@@ -24,6 +27,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -36,9 +42,13 @@ from sqlalchemy import (
     Table,
     Text,
     inspect,
+    select,
     text,
 )
 from sqlalchemy.engine import Engine
+
+from driftloop.predlog import partitions
+from driftloop.predlog.codec import now_micros
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +100,13 @@ reports = Table(
     Column("ts", BigInteger, nullable=False),
 )
 
+migrations = Table(
+    "schema_migrations", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+)
+
 #: Column order of the row tuples ``rows_for`` builds and ``write_rows`` inserts.
 INSERT_COLUMNS = ("ts", "request_id", "model_name", "model_version", "num", "cat",
                   "prediction", "proba")
@@ -99,29 +116,108 @@ INSERT_COLUMNS = ("ts", "request_id", "model_name", "model_version", "num", "cat
 LEGACY_FEEDBACK = "feedback"
 
 
-def create_schema(engine: Engine) -> None:
-    """Create the tables and indexes, then migrate a legacy ``feedback`` table (idempotent;
-    replicas may race on it)."""
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    #: Whether this log needs it (a fresh log is created in the latest form and does not).
+    needed: Callable[[Any], bool]
+    apply: Callable[[Any], None]
+
+
+def create_schema(engine: Engine) -> list[str]:
+    """Create what is missing and apply the pending migrations, in one transaction
+    (idempotent; replicas may race on it: PostgreSQL serialises them with an advisory
+    lock). Returns the names of the migrations applied now."""
     try:
-        metadata.create_all(engine, checkfirst=True)
+        return _create_schema(engine)
     except Exception:
-        # Another replica created them between the check and the create.
-        metadata.create_all(engine, checkfirst=True)
-    if LEGACY_FEEDBACK in inspect(engine).get_table_names():
-        _migrate_feedback(engine)
+        # SQLite: another replica created a table between the check and the create.
+        if engine.dialect.name == "postgresql":
+            raise
+        return _create_schema(engine)
 
 
-def _migrate_feedback(engine: Engine) -> None:
-    """Copy every legacy label into ``labels`` (first label wins, as before), then drop the
-    old table, in one transaction: a crash leaves either both or the finished copy."""
-    conflict = "ON CONFLICT (request_id) DO NOTHING"
+def _create_schema(engine: Engine) -> list[str]:
+    pg = engine.dialect.name == "postgresql"
+    applied_now: list[str] = []
     with engine.begin() as conn:
-        if LEGACY_FEEDBACK not in inspect(conn).get_table_names():
-            return  # another replica migrated it first
-        copied = conn.execute(text(
-            f"INSERT INTO labels (request_id, label, ts) "
-            f"SELECT request_id, label, ts FROM {LEGACY_FEEDBACK} WHERE true {conflict}"
-        )).rowcount
-        conn.execute(text(f"DROP TABLE {LEGACY_FEEDBACK}"))
+        if pg:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": partitions.LOCK_KEY})
+        tables = set(inspect(conn).get_table_names())
+        others = [t for t in metadata.sorted_tables if t is not predictions]
+        metadata.create_all(conn, tables=others, checkfirst=True)
+        if "predictions" not in tables:
+            if pg:
+                conn.execute(text(partitions.PARENT_DDL))
+                for ddl in partitions.PARENT_INDEXES:
+                    conn.execute(text(ddl))
+            else:
+                predictions.create(conn)
+        done = set(conn.execute(select(migrations.c.version)).scalars())
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            if migration.needed(conn):
+                migration.apply(conn)
+                applied_now.append(migration.name)
+            conn.execute(migrations.insert().values(
+                version=migration.version, name=migration.name, ts=now_micros()))
+        if pg:
+            partitions.ensure_ahead(conn)
+    for name in applied_now:
+        log.warning("prediction log: migration applied: %s", name)
+    return applied_now
+
+
+def _has_feedback_table(conn: Any) -> bool:
+    return LEGACY_FEEDBACK in inspect(conn).get_table_names()
+
+
+def _migrate_feedback(conn: Any) -> None:
+    """Copy every legacy label into ``labels`` (first label wins, as before), then drop the
+    old table (in the migration's transaction: a crash leaves both or the finished copy)."""
+    copied = conn.execute(text(
+        f"INSERT INTO labels (request_id, label, ts) "
+        f"SELECT request_id, label, ts FROM {LEGACY_FEEDBACK} WHERE true "
+        f"ON CONFLICT (request_id) DO NOTHING")).rowcount
+    conn.execute(text(f"DROP TABLE {LEGACY_FEEDBACK}"))
     log.warning("prediction log: migrated %d label(s) from the legacy '%s' table into "
                 "'labels'", copied, LEGACY_FEEDBACK)
+
+
+def _unpartitioned_postgres(conn: Any) -> bool:
+    return conn.dialect.name == "postgresql" and not partitions.is_partitioned(conn)
+
+
+def _partition_predictions(conn: Any) -> None:
+    """Move a PostgreSQL log's one-table ``predictions`` into the day-partitioned form:
+    rename it aside, create the parent and the days its rows span, copy, keep the ids."""
+    old = "predictions_unpartitioned"
+    conn.execute(text(f"ALTER TABLE predictions RENAME TO {old}"))
+    for index in ("ix_predictions_model_ts", "ux_predictions_request_id"):
+        conn.execute(text(f"ALTER INDEX IF EXISTS {index} RENAME TO {index}_unpartitioned"))
+    conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT predictions_pkey "
+                      f"TO {old}_pkey"))
+    conn.execute(text(partitions.PARENT_DDL))
+    for ddl in partitions.PARENT_INDEXES:
+        conn.execute(text(ddl))
+    lo, hi = conn.execute(text(f"SELECT min(ts), max(ts) FROM {old}")).one()
+    if lo is not None:
+        partitions.ensure(conn, lo, hi)
+    columns = "id, " + ", ".join(INSERT_COLUMNS)
+    moved = conn.execute(text(f"INSERT INTO predictions ({columns}) "
+                              f"SELECT {columns} FROM {old}")).rowcount
+    conn.execute(text("SELECT setval(pg_get_serial_sequence('predictions', 'id'), "
+                      "coalesce((SELECT max(id) FROM predictions), 0) + 1, false)"))
+    conn.execute(text(f"DROP TABLE {old}"))
+    log.warning("prediction log: %d row(s) moved into day partitions", moved)
+
+
+#: In order; each runs once per log and is recorded in ``schema_migrations``.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "labels stored on their own (from the legacy feedback table)",
+              _has_feedback_table, _migrate_feedback),
+    Migration(2, "predictions partitioned by day (PostgreSQL)",
+              _unpartitioned_postgres, _partition_predictions),
+)

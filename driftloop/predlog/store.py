@@ -27,9 +27,11 @@ from driftloop.predlog.codec import (
     sqlalchemy_url,
     to_micros,
 )
+from driftloop.predlog import partitions
 from driftloop.predlog.labels import LOOKUP_CHUNK, LabelsMixin
 from driftloop.predlog.replicas import ReplicasMixin
 from driftloop.predlog.reports import ReportsMixin
+from driftloop.predlog.retention import RetentionMixin
 from driftloop.predlog.schema import INSERT_COLUMNS, create_schema, labels, predictions
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin):
+class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
     """Reads and writes the log. Thread-safe (SQLAlchemy's pool); cheap to share."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:
@@ -65,15 +67,18 @@ class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin):
         self._mark = mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_sql = (f"INSERT INTO predictions ({', '.join(INSERT_COLUMNS)}) "
                             f"VALUES ({', '.join([mark] * len(INSERT_COLUMNS))})")
+        #: PostgreSQL: rows at or past this time need day partitions created first.
+        self._horizon = 0
         self._copy_sql = f"COPY predictions ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
             self.create_schema()
 
-    def create_schema(self) -> None:
-        """Create the tables and indexes (idempotent; replicas may race on it)."""
-        create_schema(self.engine)
+    def create_schema(self) -> list[str]:
+        """Create the tables and indexes and apply pending migrations (idempotent; replicas
+        may race on it); returns the migrations applied now."""
+        return create_schema(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -88,14 +93,37 @@ class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin):
         """
         if not rows:
             return
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                cursor = conn.connection.cursor()
-                with cursor.copy(self._copy_sql) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
+        if self.dialect != "postgresql":
+            with self.engine.begin() as conn:
                 conn.exec_driver_sql(self._insert_sql, list(rows))
+            return
+        times = [row[0] for row in rows]
+        first, last = min(times), max(times)
+        if last >= self._horizon:
+            self._ensure_partitions(first, last)
+        try:
+            self._copy(rows)
+        except Exception as exc:
+            if "no partition of relation" not in str(exc):
+                raise
+            # A day with no partition (dropped by hand, or a clock far off): create, retry.
+            log.warning("prediction log: no partition for rows of %s..%s; creating it",
+                        iso(first), iso(last))
+            self._ensure_partitions(first, last)
+            self._copy(rows)
+
+    def _copy(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self.engine.begin() as conn:
+            cursor = conn.connection.cursor()
+            with cursor.copy(self._copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def _ensure_partitions(self, first: int, last: int) -> None:
+        """Day partitions for ``[first, last]`` and the days ahead of now (PostgreSQL)."""
+        with self.engine.begin() as conn:
+            partitions.ensure(conn, first, last)
+            self._horizon = max(self._horizon, partitions.ensure_ahead(conn))
 
     def served(self, request_ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
         """request_id -> (model_name, model_version, prediction) for the ids that exist."""

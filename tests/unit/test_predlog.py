@@ -26,13 +26,6 @@ T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LABELS = ["setosa", "versicolor", "virginica"]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'predictions.db'}"
-    return request.getfixturevalue("pg_database")
-
-
 def _log_rows(log: PredictionLog, n: int, *, start: datetime = T0, step_s: float = 1.0,
               model: str = "iris-classifier", version: str = "1", seed: int = 0,
               categorical: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:

@@ -1,0 +1,152 @@
+"""Retention: rows older than a cutoff leave the log in bounded steps that never block the
+writers for long.
+
+- SQLite: one transaction per batch of at most ``batch_rows`` rows, found by walking the
+  table in id order from its oldest end (ids grow with time), so each batch costs its own
+  size, not the table's; a writer waits at most one batch.
+- PostgreSQL: whole day partitions whose day ended before the cutoff are detached
+  (``DETACH PARTITION ... CONCURRENTLY``: inserts carry on) and dropped. A row therefore lives
+  between the retention period and one day more.
+- Labels and reports older than the cutoff go in batches on both.
+
+With an archive URL, each batch (or partition) is written to Parquet first
+(:mod:`.archive`); if that fails, nothing is deleted and the error says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+
+from driftloop.predlog import archive, partitions
+from driftloop.predlog.codec import iso
+from driftloop.predlog.schema import INSERT_COLUMNS
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ("id", *INSERT_COLUMNS)
+LABEL_COLUMNS = ("request_id", "label", "ts")
+
+
+@dataclass
+class PurgeResult:
+    cutoff: str
+    predictions_deleted: int = 0
+    labels_deleted: int = 0
+    reports_deleted: int = 0
+    partitions_dropped: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    batches: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RetentionMixin:
+    engine: Any
+    dialect: str
+
+    def purge(self, cutoff_us: int, *, batch_rows: int = 10_000,
+              archive_url: str | None = None) -> PurgeResult:
+        """Delete predictions, labels and reports older than ``cutoff_us``."""
+        started = time.perf_counter()
+        result = PurgeResult(cutoff=iso(cutoff_us))
+        if self.dialect == "postgresql" and self._partitioned():
+            self._drop_partitions(cutoff_us, archive_url, result)
+        else:
+            self._delete_predictions(cutoff_us, batch_rows, archive_url, result)
+        self._delete_labels(cutoff_us, batch_rows, archive_url, result)
+        with self.engine.begin() as conn:
+            result.reports_deleted = conn.execute(
+                text("DELETE FROM reports WHERE ts < :c"), {"c": cutoff_us}).rowcount
+        result.seconds = round(time.perf_counter() - started, 3)
+        log.info("prediction log retention: %s", result.as_dict())
+        return result
+
+    def _partitioned(self) -> bool:
+        with self.engine.connect() as conn:
+            return partitions.is_partitioned(conn)
+
+    def _delete_predictions(self, cutoff_us: int, batch_rows: int, archive_url: str | None,
+                            result: PurgeResult) -> None:
+        """Batches in id order from the oldest row; stops at the first batch with nothing
+        to delete (rows are in time order up to the writers' few seconds of skew)."""
+        last_id = -1
+        select_cols = ", ".join(PREDICTION_COLUMNS)
+        while True:
+            with self.engine.begin() as conn:
+                rows = conn.execute(text(
+                    f"SELECT {select_cols} FROM predictions WHERE id > :after "
+                    f"ORDER BY id LIMIT :n"), {"after": last_id, "n": batch_rows}).all()
+                old = [r for r in rows if r[1] < cutoff_us]
+                if not old:
+                    return
+                last_id = rows[-1][0]
+                if archive_url:
+                    result.archived.append(archive.write(
+                        archive_url, "predictions", f"ids-{old[0][0]:012d}-{old[-1][0]:012d}",
+                        PREDICTION_COLUMNS, old))
+                ids = [r[0] for r in old]
+                for i in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                    chunk = ids[i : i + 900]
+                    marks = ", ".join(f":i{j}" for j in range(len(chunk)))
+                    conn.execute(text(f"DELETE FROM predictions WHERE id IN ({marks})"),
+                                 {f"i{j}": v for j, v in enumerate(chunk)})
+            result.predictions_deleted += len(old)
+            result.batches += 1
+            if len(rows) < batch_rows or len(old) < len(rows):
+                return  # reached the newer rows: the rest is kept
+
+    def _drop_partitions(self, cutoff_us: int, archive_url: str | None,
+                         result: PurgeResult) -> None:
+        with self.engine.connect() as conn:
+            days = partitions.existing(conn)
+        for day, name in sorted(days.items()):
+            if partitions.day_bounds(day)[1] > cutoff_us:
+                continue
+            with self.engine.connect() as conn:
+                count = int(conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
+                if archive_url and count:
+                    rows = conn.execute(text(
+                        f"SELECT {', '.join(PREDICTION_COLUMNS)} FROM {name} ORDER BY id"
+                    )).all()
+                    result.archived.append(archive.write(
+                        archive_url, "predictions", name, PREDICTION_COLUMNS, rows))
+            # CONCURRENTLY: writers are not blocked; it cannot run inside a transaction.
+            with self.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text(f"ALTER TABLE predictions DETACH PARTITION {name} "
+                                  f"CONCURRENTLY"))
+                conn.execute(text(f"DROP TABLE {name}"))
+            result.predictions_deleted += count
+            result.partitions_dropped.append(name)
+            result.batches += 1
+
+    def _delete_labels(self, cutoff_us: int, batch_rows: int, archive_url: str | None,
+                       result: PurgeResult) -> None:
+        while True:
+            with self.engine.begin() as conn:
+                rows = conn.execute(text(
+                    "SELECT request_id, label, ts FROM labels WHERE ts < :c ORDER BY ts "
+                    "LIMIT :n"), {"c": cutoff_us, "n": batch_rows}).all()
+                if not rows:
+                    return
+                if archive_url:
+                    result.archived.append(archive.write(
+                        archive_url, "labels", f"ts-{rows[0][2]}-{rows[-1][2]}",
+                        LABEL_COLUMNS, rows))
+                ids = [r[0] for r in rows]
+                for i in range(0, len(ids), 900):
+                    chunk = ids[i : i + 900]
+                    marks = ", ".join(f":r{j}" for j in range(len(chunk)))
+                    conn.execute(text(f"DELETE FROM labels WHERE request_id IN ({marks})"),
+                                 {f"r{j}": v for j, v in enumerate(chunk)})
+            result.labels_deleted += len(rows)
+            result.batches += 1
+            if len(rows) < batch_rows:
+                return
