@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
 
+from driftloop.predlog import partitions
 from driftloop.predlog.codec import (
     Window,
     decode_categorical,
@@ -27,7 +28,6 @@ from driftloop.predlog.codec import (
     sqlalchemy_url,
     to_micros,
 )
-from driftloop.predlog import partitions
 from driftloop.predlog.labels import LOOKUP_CHUNK, LabelsMixin
 from driftloop.predlog.replicas import ReplicasMixin
 from driftloop.predlog.reports import ReportsMixin
