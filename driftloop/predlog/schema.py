@@ -2,7 +2,8 @@
 
 ``predictions``
     One row per served row (on PostgreSQL, partitioned by day: :mod:`.partitions`):
-    ``id``, ``ts`` (µs since the epoch, UTC), ``request_id`` (unique), ``model_name``, ``model_version``, ``num`` (numeric features, packed float64),
+    ``id``, ``ts`` (µs since the epoch, UTC), ``request_id`` (unique), ``model_name``,
+    ``model_version``, ``num`` (numeric features, packed float64),
     ``cat`` (categoricals as a JSON list, NULL without any), ``prediction`` (label) and
     ``proba`` (JSON object label -> probability).
 ``labels``
