@@ -22,7 +22,12 @@ from driftloop_airflow.dag_defaults import dag_args, retrain_params, window_para
 from driftloop_airflow.operators.kfp import SubmitKfpRunOperator
 from driftloop_airflow.operators.validation import ValidateWindowOperator
 from driftloop_airflow.sensors.drift import DriftSensor
-from driftloop_airflow.tasks import check_serving, resolve_window, retrain_parameters
+from driftloop_airflow.tasks import (
+    apply_retention,
+    check_serving,
+    resolve_window,
+    retrain_parameters,
+)
 
 log = logging.getLogger(__name__)
 PERIOD = timedelta(hours=1)
@@ -45,6 +50,10 @@ params of a manual run.
 5. `decide`: drift and valid data → `retrain_parameters` → `submit_retrain` (the KFP retrain
    pipeline, reason `drift`; deferrable, waits for the run); insufficient data or no drift →
    `no_retrain`.
+
+Beside them, `apply_retention`: rows older than `DRIFTLOOP_LOG_RETENTION_DAYS` (30 by
+default) leave the prediction log, except the champion's and previous version's training
+windows; its XCom says what was removed.
 
 **Cooldown**: `submit_retrain` runs in the one-slot `driftloop_retrain` pool and skips while
 a retrain is running or within `cooldown_minutes` of the last one.
@@ -125,6 +134,7 @@ def driftloop_drift_monitor() -> None:
     no_retrain = EmptyOperator(task_id="no_retrain")
 
     window >> serving >> rows_check >> [verdict, metrics]
+    serving >> apply_retention()
     [verdict, metrics] >> validation
     branch = decide(verdict, rows_check.output, validation.output)
     branch >> [parameters, no_retrain]

@@ -5,11 +5,14 @@ Bodies import their hooks lazily, so importing this module (at DAG parse) stays 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.sdk import get_current_context, task
 
 from driftloop_airflow.config import SERVING_CONN_ID, airflow_settings
+
+log = logging.getLogger(__name__)
 
 
 @task
@@ -43,3 +46,21 @@ def retrain_parameters(window: dict[str, str], serving: dict[str, Any],
     return build(window=window, reason=reason, airflow_run_id=context["run_id"],
                  model_name=(serving.get("model") or {}).get("name", ""),
                  params=context["params"], deploy_target=airflow_settings().deploy_target)
+
+
+@task
+def apply_retention() -> dict[str, Any]:
+    """Rows past the retention period leave the prediction log. The server does it (it
+    holds the log and the registry), in bounded batches; the summary is this task's XCom."""
+    from driftloop_airflow.hooks.serving import ServingHook
+
+    summary = ServingHook(SERVING_CONN_ID).apply_retention()
+    if summary.get("skipped"):
+        log.info("retention: %s", summary["skipped"])
+    else:
+        log.info("retention: removed %d prediction(s), %d label(s), %d report(s) older than "
+                 "%s%s", summary["predictions_deleted"], summary["labels_deleted"],
+                 summary["reports_deleted"], summary["cutoff"],
+                 f" (held back by {summary['held_back_by']})" if summary.get("held_back_by")
+                 else "")
+    return summary

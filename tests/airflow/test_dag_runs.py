@@ -73,7 +73,11 @@ def test_no_drift_means_no_retrain(shared_live: Live, monkeypatch: pytest.Monkey
     assert_states(outcome, check_serving="success", wait_for_rows="success",
                   drift_status="success", serving_metrics="success",
                   validate_window="success", decide="success", no_retrain="success",
-                  retrain_parameters="skipped", submit_retrain="skipped")
+                  retrain_parameters="skipped", submit_retrain="skipped",
+                  apply_retention="success")
+    retention = outcome.value("apply_retention")
+    assert retention["retention_days"] == 30 and retention["predictions_deleted"] == 0
+    assert retention["held_back_by"] is None
     verdict = outcome.value("drift_status")
     assert verdict["status"] == "ok" and verdict["dataset_drift"] is False
     assert verdict["rows"] == 200

@@ -85,6 +85,7 @@ def test_drift_monitor_flow(dagbag) -> None:
     assert {"force", "min_rows", "p_value", "min_effect"} <= set(dag.params)
     t = dag.task_dict
     assert t["check_serving"].upstream_task_ids == {"resolve_window"}
+    assert t["apply_retention"].upstream_task_ids == {"check_serving"}
     assert "check_serving" in t["wait_for_rows"].upstream_task_ids
     assert {"drift_status", "serving_metrics"} <= t["validate_window"].upstream_task_ids
     assert t["decide"].downstream_task_ids == {"retrain_parameters", "no_retrain"}

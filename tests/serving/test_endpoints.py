@@ -6,7 +6,7 @@ from datetime import datetime
 
 from fastapi.testclient import TestClient
 
-from tests.serving.conftest import IRIS_ROW, state_of
+from tests.serving.conftest import IRIS_ROW, TOKEN, state_of
 
 
 def test_health_and_ready(iris: TestClient) -> None:
@@ -146,3 +146,41 @@ def test_cors_is_off_unless_origins_are_set(make_client, iris_store, iris_model)
                        headers={"Origin": "https://dash.example"})
     assert answer.status_code == 200
     assert answer.headers["access-control-allow-origin"] == "https://dash.example"
+
+
+def test_retention_endpoint_needs_the_token_and_reports_what_it_removed(
+    make_client, iris_store, iris_model
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from driftloop.predlog import rows_for, to_micros
+
+    client = make_client(iris_store, iris_model)
+    log = state_of(client).log
+    old = to_micros(datetime.now(UTC) - timedelta(days=45))
+    log.write_rows(rows_for(old, ["old-1", "old-2"], "iris-classifier", "1",
+                            np.ones((2, 4)), None, ["setosa"] * 2,
+                            np.array([[1.0, 0, 0]] * 2), ["setosa", "versicolor", "virginica"]))
+    fresh = client.post("/predict", json={"features": IRIS_ROW}).json()
+    state_of(client).writer.flush()
+
+    assert client.post("/admin/retention").status_code == 401
+    answer = client.post("/admin/retention", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["retention_days"] == 30 and body["predictions_deleted"] == 2
+    assert body["held_back_by"] is None and body["archived"] == []
+    assert not log.served(["old-1", "old-2"])
+    assert log.served([fresh["predictions"][0]["request_id"]])
+    text = client.get("/metrics").text
+    assert 'driftloop_predlog_retention_deleted_rows_total{table="predictions"} 2.0' in text
+
+
+def test_retention_off_deletes_nothing_and_says_so(make_client, iris_store,
+                                                   iris_model) -> None:
+    client = make_client(iris_store, iris_model, log_retention_days=0)
+    answer = client.post("/admin/retention", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+    assert answer.json()["skipped"].startswith("retention is off")

@@ -195,3 +195,28 @@ def test_an_unpartitioned_postgres_log_is_migrated_once_keeping_every_row(
                                     "ANY(:r)"), {"r": new}).scalar_one()
     assert new_ids > ids_before  # ids keep growing after the copy
     assert PredictionLog(pg_database).create_schema() == []  # applied once, never again
+
+
+# --- what registered models still need (a real MLflow store) -------------------------------
+
+
+def test_holds_are_the_champion_and_previous_training_windows(settings: Settings) -> None:
+    from driftloop.registry import connect
+
+    client = connect(settings)
+    client.create_registered_model("m")
+    versions = {}
+    for start in ("", (NOW - 50 * DAY).isoformat(), (NOW - 2 * DAY).isoformat()):
+        mv = client.create_model_version("m", source="file:///nowhere",
+                                         tags={"window_start": start} if start else None)
+        versions[start] = mv.version
+    client.set_registered_model_alias("m", "previous", versions[(NOW - 50 * DAY).isoformat()])
+    client.set_registered_model_alias("m", "champion", versions[(NOW - 2 * DAY).isoformat()])
+    found = sorted(retention.holds(client), key=lambda h: h.alias)
+    assert [(h.alias, h.window_start) for h in found] == [
+        ("champion", NOW - 2 * DAY), ("previous", NOW - 50 * DAY)]
+    chosen = retention.plan(settings, found, NOW)
+    assert chosen.cutoff == NOW - 50 * DAY and chosen.held_by.alias == "previous"
+    # Once the old version is no longer the rollback target, its rows age out.
+    client.set_registered_model_alias("m", "previous", versions[""])
+    assert retention.plan(settings, retention.holds(client), NOW).held_by is None

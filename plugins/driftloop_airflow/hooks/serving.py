@@ -182,6 +182,17 @@ class ServingHook(BaseHook):
             raise endpoint.unreachable(exc) from exc
         return endpoint.base_url.rstrip("/") + response.json()["url"]
 
+    def apply_retention(self, timeout: float = 900.0) -> dict[str, Any]:
+        """``POST /admin/retention`` (bearer token): what the server removed and why. A
+        long timeout: a first run on a large log deletes in many batches."""
+        endpoint = self.endpoint
+        try:
+            with endpoint.client() as client:
+                client.timeout = httpx.Timeout(max(endpoint.timeout, timeout))
+                return endpoint.check(client.post("/admin/retention")).json()
+        except httpx.HTTPError as exc:
+            raise endpoint.unreachable(exc) from exc
+
     def metrics_text(self) -> str:
         return self._get("/metrics").text
 
