@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: help env test test-fast lint demo mlflow-ui clean reset up down bench bench-tools reliability
+.PHONY: help env test test-fast lint demo mlflow-ui clean reset up down bench bench-log bench-tools reliability
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -94,6 +94,9 @@ bench-tools: ## install wrk (Debian package) if missing
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
 	@command -v taskset >/dev/null || { echo "error: taskset (util-linux) is required"; exit 1; }
+
+bench-log: env bench-tools ## the prediction log at 100k/1M/10M rows on SQLite and PostgreSQL, write throughput, retention; writes benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run --only log
 
 bench: env bench-tools $(BENCH_EVIDENTLY_VENV)/bin/python ## serving, drift and DAG parse benchmarks side by side; writes benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.run

@@ -348,6 +348,42 @@ def test_writer_retries_a_failed_write_without_losing_rows(tmp_path: Path) -> No
     assert log.served(["x1"])["x1"] == ("m", "1", "setosa")
 
 
+def test_a_full_disk_loses_nothing_pushes_back_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SQLite's own "database or disk is full" (SQLITE_FULL), reached by capping the file's
+    pages: writes fail and are retried, the queue fills, new requests are refused; once
+    there is room, every queued row is written."""
+    from sqlalchemy import event
+
+    path = tmp_path / "p.db"
+    PredictionLog(f"sqlite:///{path}").dispose()
+    cap = {"pages": sqlite3.connect(path).execute("PRAGMA page_count").fetchone()[0]}
+    log = PredictionLog(f"sqlite:///{path}", create=False)
+
+    @event.listens_for(log.engine, "connect")
+    def _cap(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
+        dbapi_conn.execute(f"PRAGMA max_page_count={cap['pages']}")
+
+    writer = LogWriter(log, flush_interval=0.05, batch_rows=50, queue_max_rows=1_000)
+    ids = [f"r{i}" for i in range(1_000)]
+    for i in range(0, 1_000, 100):
+        assert writer.admit(100)
+        writer.submit(100, lambda i=i: rows_for(
+            to_micros(T0), ids[i : i + 100], "m", "1", np.zeros((100, 4)), None,
+            ["setosa"] * 100, np.array([[1.0, 0, 0]] * 100), LABELS))
+    writer.start()
+    assert not writer.flush(timeout=1.0)
+    assert writer.failed_writes >= 1 and writer.pending_rows == 1_000
+    assert "database or disk is full" in caplog.text and "will retry" in caplog.text
+    assert not writer.admit(1) and writer.retry_after() == 5  # the server answers 503
+    cap["pages"] = 1_000_000  # room again: new connections see it
+    log.engine.dispose()
+    assert writer.flush(timeout=30)
+    assert writer.stop() == 0 and writer.dropped_rows == 0
+    assert set(log.served(ids)) == set(ids)
+
+
 def test_rows_store_probabilities_as_named_json(tmp_path: Path) -> None:
     log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
     _log_rows(log, 1)
