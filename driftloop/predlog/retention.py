@@ -77,11 +77,11 @@ class RetentionMixin:
         """Batches in id order from the oldest row; stops at the first batch with nothing
         to delete (rows are in time order up to the writers' few seconds of skew)."""
         last_id = -1
-        select_cols = ", ".join(PREDICTION_COLUMNS)
+        columns = ", ".join(PREDICTION_COLUMNS) if archive_url else "id, ts"
         while True:
             with self.engine.begin() as conn:
                 rows = conn.execute(text(
-                    f"SELECT {select_cols} FROM predictions WHERE id > :after "
+                    f"SELECT {columns} FROM predictions WHERE id > :after "
                     f"ORDER BY id LIMIT :n"), {"after": last_id, "n": batch_rows}).all()
                 old = [r for r in rows if r[1] < cutoff_us]
                 if not old:
@@ -91,13 +91,12 @@ class RetentionMixin:
                     result.archived.append(archive.write(
                         archive_url, "predictions", f"ids-{old[0][0]:012d}-{old[-1][0]:012d}",
                         PREDICTION_COLUMNS, old))
-                ids = [r[0] for r in old]
-                for i in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-                    chunk = ids[i : i + 900]
-                    marks = ", ".join(f":i{j}" for j in range(len(chunk)))
-                    conn.execute(text(f"DELETE FROM predictions WHERE id IN ({marks})"),
-                                 {f"i{j}": v for j, v in enumerate(chunk)})
-            result.predictions_deleted += len(old)
+                # One range delete: exactly the rows above (this id range, older than the
+                # cutoff), found through the primary key.
+                deleted = conn.execute(text(
+                    "DELETE FROM predictions WHERE id >= :lo AND id <= :hi AND ts < :c"),
+                    {"lo": old[0][0], "hi": old[-1][0], "c": cutoff_us}).rowcount
+            result.predictions_deleted += deleted
             result.batches += 1
             if len(rows) < batch_rows or len(old) < len(rows):
                 return  # reached the newer rows: the rest is kept
