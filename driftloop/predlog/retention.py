@@ -79,6 +79,7 @@ class RetentionMixin:
         last_id = -1
         columns = ", ".join(PREDICTION_COLUMNS) if archive_url else "id, ts"
         while True:
+            batch_started = time.perf_counter()
             with self.engine.begin() as conn:
                 rows = conn.execute(text(
                     f"SELECT {columns} FROM predictions WHERE id > :after "
@@ -100,6 +101,7 @@ class RetentionMixin:
             result.batches += 1
             if len(rows) < batch_rows or len(old) < len(rows):
                 return  # reached the newer rows: the rest is kept
+            _yield_to_writers(batch_started)
 
     def _drop_partitions(self, cutoff_us: int, archive_url: str | None,
                          result: PurgeResult) -> None:
@@ -129,23 +131,39 @@ class RetentionMixin:
     def _delete_labels(self, cutoff_us: int, batch_rows: int, archive_url: str | None,
                        result: PurgeResult) -> None:
         while True:
+            batch_started = time.perf_counter()
             with self.engine.begin() as conn:
-                rows = conn.execute(text(
-                    "SELECT request_id, label, ts FROM labels WHERE ts < :c ORDER BY ts "
-                    "LIMIT :n"), {"c": cutoff_us, "n": batch_rows}).all()
-                if not rows:
-                    return
-                if archive_url:
-                    result.archived.append(archive.write(
-                        archive_url, "labels", f"ts-{rows[0][2]}-{rows[-1][2]}",
-                        LABEL_COLUMNS, rows))
-                ids = [r[0] for r in rows]
-                for i in range(0, len(ids), 900):
-                    chunk = ids[i : i + 900]
-                    marks = ", ".join(f":r{j}" for j in range(len(chunk)))
-                    conn.execute(text(f"DELETE FROM labels WHERE request_id IN ({marks})"),
-                                 {f"r{j}": v for j, v in enumerate(chunk)})
-            result.labels_deleted += len(rows)
-            result.batches += 1
-            if len(rows) < batch_rows:
+                if not archive_url:  # one statement: the database does the work
+                    deleted = conn.execute(text(
+                        "DELETE FROM labels WHERE request_id IN (SELECT request_id FROM "
+                        "labels WHERE ts < :c ORDER BY ts LIMIT :n)"),
+                        {"c": cutoff_us, "n": batch_rows}).rowcount
+                else:
+                    rows = conn.execute(text(
+                        "SELECT request_id, label, ts FROM labels WHERE ts < :c ORDER BY ts "
+                        "LIMIT :n"), {"c": cutoff_us, "n": batch_rows}).all()
+                    if rows:
+                        result.archived.append(archive.write(
+                            archive_url, "labels", f"ts-{rows[0][2]}-{rows[-1][2]}",
+                            LABEL_COLUMNS, rows))
+                    deleted = 0
+                    for i in range(0, len(rows), 900):  # SQLite's bound-parameter limit
+                        chunk = [r[0] for r in rows[i : i + 900]]
+                        marks = ", ".join(f":r{j}" for j in range(len(chunk)))
+                        deleted += conn.execute(
+                            text(f"DELETE FROM labels WHERE request_id IN ({marks})"),
+                            {f"r{j}": v for j, v in enumerate(chunk)}).rowcount
+            if not deleted:
                 return
+            result.labels_deleted += deleted
+            result.batches += 1
+            if deleted < batch_rows:
+                return
+            _yield_to_writers(batch_started)
+
+
+def _yield_to_writers(batch_started: float) -> None:
+    """Pause as long as the batch took (at most 0.1 s): the log's writers (SQLite has one
+    write lock) and the server's requests get at least half the time while retention
+    runs."""
+    time.sleep(min(time.perf_counter() - batch_started, 0.1))

@@ -25,6 +25,7 @@ from driftloop.predlog.codec import (
     decode_categorical,
     decode_numeric,
     iso,
+    now_micros,
     sqlalchemy_url,
     to_micros,
 )
@@ -69,6 +70,7 @@ class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
                             f"VALUES ({', '.join([mark] * len(INSERT_COLUMNS))})")
         #: PostgreSQL: rows at or past this time need day partitions created first.
         self._horizon = 0
+        self._floor = now_micros()
         self._copy_sql = f"COPY predictions ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -99,7 +101,7 @@ class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
             return
         times = [row[0] for row in rows]
         first, last = min(times), max(times)
-        if last >= self._horizon:
+        if first < self._floor or last >= self._horizon:
             self._ensure_partitions(first, last)
         try:
             self._copy(rows)
@@ -120,10 +122,16 @@ class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
                     copy.write_row(row)
 
     def _ensure_partitions(self, first: int, last: int) -> None:
-        """Day partitions for ``[first, last]`` and the days ahead of now (PostgreSQL)."""
+        """Day partitions for ``[first, last]`` and the days ahead of now (PostgreSQL).
+
+        Past rows (a backfill, a queue drained late) also get every day up to today, so
+        ``[_floor, _horizon)`` is known to be covered and later writes skip the check."""
+        now = now_micros()
         with self.engine.begin() as conn:
-            partitions.ensure(conn, first, last)
-            self._horizon = max(self._horizon, partitions.ensure_ahead(conn))
+            partitions.ensure(conn, first, max(last, now) if first < now else last)
+            self._horizon = max(self._horizon, partitions.ensure_ahead(conn, now))
+        if first < now:
+            self._floor = min(self._floor, partitions.day_bounds(partitions.day_of(first))[0])
 
     def served(self, request_ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
         """request_id -> (model_name, model_version, prediction) for the ids that exist."""
