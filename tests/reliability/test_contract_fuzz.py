@@ -30,8 +30,8 @@ from tests.reliability.server import TOKEN, ServerProcess
 OPERATIONS = [("POST", "/predict"), ("POST", "/feedback"), ("GET", "/health"),
               ("GET", "/ready"), ("GET", "/model"), ("GET", "/model/expectations"),
               ("GET", "/metrics"), ("GET", "/drift/status"), ("GET", "/drift/window"),
-              ("POST", "/admin/reload"), ("PUT", "/reports/{name}"), ("GET", "/reports"),
-              ("GET", "/reports/{name}")]
+              ("POST", "/admin/reload"), ("POST", "/admin/retention"),
+              ("PUT", "/reports/{name}"), ("GET", "/reports"), ("GET", "/reports/{name}")]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 #: status codes seen, per operation and generation mode; failed checks (for the figures)
