@@ -44,7 +44,7 @@ def holds(client: Any) -> list[Hold]:
     from driftloop.registry import alias_version
 
     found = []
-    for model in client.search_registered_models():
+    for model in _all_registered_models(client):
         for alias in KEPT_ALIASES:
             if alias not in (getattr(model, "aliases", None) or {}):
                 continue
@@ -56,6 +56,18 @@ def holds(client: Any) -> list[Hold]:
             found.append(Hold(model.name, str(mv.version), alias,
                               when if when.tzinfo else when.replace(tzinfo=UTC)))
     return found
+
+
+def _all_registered_models(client: Any) -> list[Any]:
+    """Every registered model, page by page (MLflow answers 100 at a time by default): a
+    model missed here would lose the rows its versions need."""
+    models: list[Any] = []
+    page = client.search_registered_models(max_results=1000)
+    while True:
+        models.extend(page)
+        if not getattr(page, "token", None):
+            return models
+        page = client.search_registered_models(max_results=1000, page_token=page.token)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,20 @@ def existing(conn: Any) -> dict[date, str]:
     return found
 
 
+def detached(conn: Any) -> dict[date, str]:
+    """Day tables no longer attached to ``predictions``: what a retention run stopped between
+    ``DETACH`` and ``DROP`` left behind (the next run drops them)."""
+    rows = conn.execute(text(
+        "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition "
+        "AND c.relname LIKE 'predictions\\_p%' AND pg_table_is_visible(c.oid)")).scalars()
+    found = {}
+    for name in rows:
+        match = _NAME.match(name)
+        if match:
+            found[datetime.strptime(match.group(1), "%Y%m%d").date()] = name
+    return found
+
+
 def ensure(conn: Any, first_us: int, last_us: int) -> list[str]:
     """Create the day partitions covering ``[first_us, last_us]`` that are missing; returns
     the names created. Serialised by an advisory lock: replicas may race on it."""

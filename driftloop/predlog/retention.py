@@ -107,7 +107,8 @@ class RetentionMixin:
                          result: PurgeResult) -> None:
         with self.engine.connect() as conn:
             days = partitions.existing(conn)
-        for day, name in sorted(days.items()):
+            leftovers = partitions.detached(conn)
+        for day, name in sorted({**leftovers, **days}.items()):
             if partitions.day_bounds(day)[1] > cutoff_us:
                 continue
             with self.engine.connect() as conn:
@@ -121,8 +122,8 @@ class RetentionMixin:
             # CONCURRENTLY: writers are not blocked; it cannot run inside a transaction.
             with self.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text(f"ALTER TABLE predictions DETACH PARTITION {name} "
-                                  f"CONCURRENTLY"))
+                if day in days:
+                    _detach(conn, name)
                 conn.execute(text(f"DROP TABLE {name}"))
             result.predictions_deleted += count
             result.partitions_dropped.append(name)
@@ -160,6 +161,16 @@ class RetentionMixin:
             if deleted < batch_rows:
                 return
             _yield_to_writers(batch_started)
+
+
+def _detach(conn: Any, name: str) -> None:
+    """Detach without blocking writers; finish a detach an earlier run left pending."""
+    try:
+        conn.execute(text(f"ALTER TABLE predictions DETACH PARTITION {name} CONCURRENTLY"))
+    except Exception as exc:
+        if "pending detach" not in str(exc):
+            raise
+        conn.execute(text(f"ALTER TABLE predictions DETACH PARTITION {name} FINALIZE"))
 
 
 def _yield_to_writers(batch_started: float) -> None:

@@ -220,3 +220,21 @@ def test_holds_are_the_champion_and_previous_training_windows(settings: Settings
     # Once the old version is no longer the rollback target, its rows age out.
     client.set_registered_model_alias("m", "previous", versions[""])
     assert retention.plan(settings, retention.holds(client), NOW).held_by is None
+
+
+@pytest.mark.postgres
+def test_a_day_left_detached_by_an_interrupted_run_is_dropped_by_the_next(
+    pg_database: str,
+) -> None:
+    log = PredictionLog(pg_database)
+    write_days(log, NOW - 40 * DAY, 3, 10)
+    with log.engine.begin() as conn:
+        name = parts.existing(conn)[(NOW - 40 * DAY).date()]
+        conn.execute(text(f"ALTER TABLE predictions DETACH PARTITION {name}"))  # then killed
+        assert (NOW - 40 * DAY).date() in parts.detached(conn)
+    result = log.purge(to_micros(NOW - 30 * DAY))
+    assert name in result.partitions_dropped
+    with log.engine.connect() as conn:
+        assert parts.detached(conn) == {}
+        assert conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar_one() is None
+    assert count(log) == 0
