@@ -6,7 +6,7 @@ Read at DAG-parse time: environment only, nothing imported that is not already l
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from airflow.sdk import Param
 
@@ -62,21 +62,29 @@ def window_params() -> dict[str, Param]:
     }
 
 
+#: The deploy targets, from the one declaration (the setting's allowed values).
+DEPLOY_TARGETS: tuple[str, ...] = get_args(Settings.model_fields["deploy_target"].annotation)
+
+
 def retrain_params(settings: Settings) -> dict[str, Param]:
-    """What a manual run may change about the retrain it submits."""
+    """What a manual run may change about the retrain it submits.
+
+    Optional values are nullable with a null default, so the trigger form accepts its own
+    defaults (an empty field is null; a `string` param would turn the form red)."""
     return {
-        "model_name": Param("", type="string", description=(
+        "model_name": Param(None, type=["null", "string"], description=(
             "Registered model to retrain. Empty: the model the server is serving.")),
-        "spec": Param("", type="string", description=(
+        "spec": Param(None, type=["null", "string"], description=(
             "Model spec (YAML path as the pipeline sees it). Empty: the pipeline's default.")),
-        "deploy_target": Param(settings.deploy_target, enum=["none", "local", "kubernetes"],
+        "deploy_target": Param(settings.deploy_target, enum=list(DEPLOY_TARGETS),
                                description=(
             "Where a promoted model goes: `local` hot-reloads the server, `kubernetes` "
             "patches the serving Deployment, `none` only registers it.")),
-        "gate_min_value": Param(-1.0, type="number", description=(
-            "Gate: absolute floor for the spec's metric. Below 0: the spec's gate.")),
-        "gate_max_regression": Param(-1.0, type="number", description=(
-            "Gate: how far below the champion a challenger may fall. Below 0: the spec's.")),
+        "gate_min_value": Param(None, type=["null", "number"], minimum=0, description=(
+            "Gate: absolute floor for the spec's metric (e.g. 0.85). Empty: the spec's.")),
+        "gate_max_regression": Param(None, type=["null", "number"], minimum=0, description=(
+            "Gate: how far below the champion a challenger may fall (e.g. 0.02). Empty: "
+            "the spec's.")),
         "min_fresh_rows": Param(30, type="integer", minimum=0, description=(
             "Labeled production rows of the window the pipeline needs to evaluate on them.")),
         "cooldown_minutes": Param(settings.retrain_cooldown_minutes, type="integer",

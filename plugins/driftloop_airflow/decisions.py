@@ -80,8 +80,13 @@ def retrain_parameters(*, window: dict[str, str], reason: str, airflow_run_id: s
                        ) -> dict[str, Any]:
     """The retrain pipeline's parameters (kfp_pipelines.retrain_pipeline.PARAMETERS).
 
-    Types match the pipeline's signature: the KFP API refuses a string for a number.
+    Types match the pipeline's signature: the KFP API refuses a string for a number. An
+    empty gate param becomes the pipeline's -1 ("the spec's gate").
     """
+    def gate(name: str) -> float:
+        value = params.get(name)
+        return -1.0 if value is None else float(value)
+
     return {
         "model_name": params.get("model_name") or model_name or "",
         "spec": params.get("spec") or "",
@@ -90,8 +95,8 @@ def retrain_parameters(*, window: dict[str, str], reason: str, airflow_run_id: s
         "window_end": window["end"],
         "airflow_run_id": airflow_run_id,
         "deploy_target": params.get("deploy_target") or deploy_target,
-        "min_value": float(params.get("gate_min_value", -1.0)),
-        "max_regression": float(params.get("gate_max_regression", -1.0)),
+        "min_value": gate("gate_min_value"),
+        "max_regression": gate("gate_max_regression"),
         "min_fresh_rows": int(params.get("min_fresh_rows", 30)),
         "deploy_timeout_s": int(params.get("deploy_timeout_s", 300)),
     }

@@ -80,6 +80,40 @@ def test_params_describe_themselves(dagbag, dag_id: str) -> None:
         assert params.get_param(name).description, f"param {name} has no description"
 
 
+def _form_accepts(param: object, value: object) -> bool:
+    """What the trigger form does with a field: validate it against the param's schema."""
+    try:
+        param.resolve(value)  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_the_trigger_form_accepts_its_own_defaults(dagbag, dag_id: str) -> None:
+    """Issue: the Trigger button was disabled with the defaults: `Param("", type="string")`
+    reads an empty field as null, which a plain `string` refuses. Every default validates,
+    and every param whose help says "Empty: ..." takes null (an empty field)."""
+    params = dagbag.dags[dag_id].params
+    params.validate()  # every default, as the form first shows it
+    for name in params:
+        param = params.get_param(name)
+        if "Empty" in param.description:
+            assert param.value is None, f"{name}: an optional param defaults to null"
+            assert _form_accepts(param, None), f"{name}: an empty field is refused"
+    assert _form_accepts(params.get_param("deploy_target"), "kubernetes")
+    assert not _form_accepts(params.get_param("deploy_target"), "k8s")
+    assert not _form_accepts(params.get_param("gate_min_value"), -1)  # bounds mean something
+
+
+def test_the_form_check_fails_on_the_old_params() -> None:
+    """The check above can fail: the params as they were refuse an empty field."""
+    from airflow.sdk import Param
+
+    assert not _form_accepts(Param("", type="string"), None)
+    assert _form_accepts(Param(None, type=["null", "string"]), None)
+
+
 def test_drift_monitor_flow(dagbag) -> None:
     dag = dagbag.dags["driftloop_drift_monitor"]
     assert {"force", "min_rows", "p_value", "min_effect"} <= set(dag.params)
