@@ -77,12 +77,7 @@ def existing(conn: Any) -> dict[date, str]:
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'predictions' "
         "AND pg_table_is_visible(p.oid)")).scalars()
-    found = {}
-    for name in rows:
-        match = _NAME.match(name)
-        if match:
-            found[datetime.strptime(match.group(1), "%Y%m%d").date()] = name
-    return found
+    return _by_day(rows)
 
 
 def detached(conn: Any) -> dict[date, str]:
@@ -91,8 +86,13 @@ def detached(conn: Any) -> dict[date, str]:
     rows = conn.execute(text(
         "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition "
         "AND c.relname LIKE 'predictions\\_p%' AND pg_table_is_visible(c.oid)")).scalars()
+    return _by_day(rows)
+
+
+def _by_day(names: Any) -> dict[date, str]:
+    """Day tables by their day; other names are not driftloop's and are left alone."""
     found = {}
-    for name in rows:
+    for name in names:
         match = _NAME.match(name)
         if match:
             found[datetime.strptime(match.group(1), "%Y%m%d").date()] = name
