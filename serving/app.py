@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from driftloop import __version__
@@ -80,8 +81,10 @@ def create_app(settings: Settings | None = None, *, model: ServedModel | None = 
             await run_in_threadpool(state.close_log)
             gc.unfreeze()
 
-    app = FastAPI(title="driftloop serving", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+    # Swagger UI (/docs) and ReDoc (/redoc) from assets in the fastapi-offline package,
+    # not a CDN: the pages work offline and in an air-gapped cluster.
+    app: FastAPI = FastAPIOffline(title="driftloop serving", version=__version__,
+                                  description=DESCRIPTION, lifespan=lifespan)
     app.state.driftloop = state
     for router in (predict.router, feedback.router, health.router, model_router.router,
                    drift.router, admin.router, retention.router, metrics.router,

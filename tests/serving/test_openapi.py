@@ -142,3 +142,22 @@ def test_the_document_follows_the_served_version(iris_model: ServedModel,
     schema = _body(app.openapi(), "/predict")["schema"]
     assert _valid(schema, {"features": POSITIONAL})
     assert not _valid(schema, {"features": IRIS_ROW})
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_everything_from_the_server_itself(iris: TestClient,
+                                                             page: str) -> None:
+    """Issue: /docs was blank offline (Swagger UI came from a CDN). Every script, style and
+    icon the page references is served by this server, and none is fetched elsewhere."""
+    import re
+
+    html = iris.get(page)
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+    assets = re.findall(r"""(?:src|href)\s*[=:]\s*["']([^"']+)["']""", html.text)
+    assert assets, html.text[:500]
+    external = [a for a in assets if re.match(r"(https?:)?//", a)]
+    assert external == [], f"{page} loads assets from elsewhere: {external}"
+    assert "/openapi.json" in html.text
+    for asset in assets:
+        answer = iris.get(asset)
+        assert answer.status_code == 200 and len(answer.content) > 100, asset
