@@ -204,6 +204,9 @@ def log_growth(backend: str, url: str, sizes: list[int], server_env: dict[str, s
 def retention_under_load(server: Server, backend: str, seconds: int = 10) -> dict[str, Any]:
     script = server.script
     before = run_wrk(server.url + "/predict", script, seconds, 8)
+    if before["non_2xx"] or before["socket_errors"]:
+        raise RuntimeError(f"[log] {backend}: /predict answered errors before retention "
+                           f"({before}): no baseline to compare with")
     result: dict[str, Any] = {}
 
     def purge() -> None:

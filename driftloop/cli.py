@@ -89,16 +89,26 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from driftloop import retention
     from driftloop.predlog import PredictionLog
+    from driftloop.predlog.codec import masked_url
     from driftloop.registry import connect
 
     settings = _settings(args)
-    log = PredictionLog(settings.log_url)
     try:
-        summary = retention.apply(settings, log, connect(settings))
-    finally:
-        log.dispose()
+        log = PredictionLog(settings.log_url)
+        try:
+            summary = retention.apply(settings, log, connect(settings))
+        finally:
+            log.dispose()
+    except SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise DriftloopError(
+            f"the prediction log {masked_url(settings.log_url)} could not be used "
+            f"({reason}); whatever was deleted before stays deleted. Run it again once the "
+            "database answers.") from None
     if args.json:
         print(json.dumps(summary, indent=2))
     elif "skipped" in summary:

@@ -17,12 +17,13 @@ from typing import Any
 from driftloop import lineage
 from driftloop.errors import DriftloopError
 from driftloop.predlog import PredictionLog, to_micros
+from driftloop.registry import ALIAS_CHAMPION, ALIAS_PREVIOUS, alias_version
 from driftloop.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Aliases whose training windows the log keeps.
-KEPT_ALIASES = ("champion", "previous")
+#: Aliases whose training windows the log keeps (the registry's names).
+KEPT_ALIASES = (ALIAS_CHAMPION, ALIAS_PREVIOUS)
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,7 @@ class Hold:
 
 def holds(client: Any) -> list[Hold]:
     """Every registered model's champion and previous versions with a production window."""
-    from driftloop.registry import alias_version
-
-    found = []
+    found: list[Hold] = []
     for model in _all_registered_models(client):
         for alias in KEPT_ALIASES:
             if alias not in (getattr(model, "aliases", None) or {}):

@@ -46,6 +46,7 @@ from driftloop.evaluation import (
     training_frame,
 )
 from driftloop.gate import GateResult, GateThresholds
+from driftloop.predlog.codec import masked_url
 from driftloop.progress import Progress
 from driftloop.registry import ALIAS_CHAMPION, ALIAS_PREVIOUS, alias_version, connect
 from driftloop.settings import PROJECT_ROOT, Settings
@@ -190,15 +191,6 @@ def step(name: str) -> Iterator[None]:
         raise
 
 
-def _masked(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: show the scheme only
-        return url.split("://", 1)[0] + "://..."
-
-
 # --- load_data ----------------------------------------------------------------------------
 
 
@@ -216,7 +208,7 @@ def production_rows(ctx: Context, start: datetime, end: datetime) -> pd.DataFram
     except DriftloopError:
         raise
     except Exception as exc:  # SQLAlchemy and drivers raise many types
-        raise DataError(f"cannot read labeled rows from the prediction log {_masked(url)}: "
+        raise DataError(f"cannot read labeled rows from the prediction log {masked_url(url)}: "
                         f"{type(exc).__name__}: {exc}") from None
     spec = ctx.spec
     out = frame[[*spec.feature_names, spec.target]].copy()
@@ -269,7 +261,7 @@ def load_data(ctx: Context, lin: Lineage, out_path: Path) -> dict[str, Any]:
         "rows_total": len(frame),
         "window_start": lin.window_start,
         "window_end": lin.window_end,
-        "prediction_log": _masked(ctx.settings.log_url) if start else "",
+        "prediction_log": masked_url(ctx.settings.log_url) if start else "",
         "production_rows_by_served_version": json.dumps({str(k): int(v)
                                                          for k, v in served.items()}),
         "trigger": lin.trigger,

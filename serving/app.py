@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from driftloop import __version__
 from driftloop.errors import DriftloopError
+from driftloop.predlog.codec import masked_url
 from driftloop.settings import Settings, get_settings
 from serving import errors, openapi
 from serving.middleware import ServingMiddleware
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None, *, model: ServedModel | None = 
         state.install(served)
         state.freeze_heap()
         log.info("serving %s version %s (%s); prediction log %s", served.name, served.version,
-                 served.form, _safe_url(settings.log_url))
+                 served.form, masked_url(settings.log_url))
         try:
             yield
         finally:
@@ -101,12 +102,3 @@ def create_app(settings: Settings | None = None, *, model: ServedModel | None = 
                            allow_methods=["GET", "POST"], allow_headers=["*"])
     return app
 
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password, for logs."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"

@@ -22,6 +22,7 @@ from __future__ import annotations
 from driftloop.predlog.codec import (
     Window,
     from_micros,
+    masked_url,
     now_micros,
     rows_for,
     sqlalchemy_url,
@@ -48,6 +49,7 @@ __all__ = [
     "Report",
     "Window",
     "from_micros",
+    "masked_url",
     "new_instance_id",
     "now_micros",
     "rows_for",

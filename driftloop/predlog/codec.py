@@ -26,6 +26,16 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def masked_url(url: str) -> str:
+    """A database URL without its password, for logs and error messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL: show the scheme only
+        return url.split("://", 1)[0] + "://..."
+
+
 def to_micros(value: datetime | str | float | int) -> int:
     """A timestamp as integer microseconds since the epoch; naive datetimes are UTC."""
     if isinstance(value, str):

@@ -57,7 +57,7 @@ class RetentionMixin:
         started = time.perf_counter()
         result = PurgeResult(cutoff=iso(cutoff_us))
         if self.dialect == "postgresql" and self._partitioned():
-            self._drop_partitions(cutoff_us, archive_url, result)
+            self._drop_partitions(cutoff_us, batch_rows, archive_url, result)
         else:
             self._delete_predictions(cutoff_us, batch_rows, archive_url, result)
         self._delete_labels(cutoff_us, batch_rows, archive_url, result)
@@ -103,7 +103,7 @@ class RetentionMixin:
                 return  # reached the newer rows: the rest is kept
             _yield_to_writers(batch_started)
 
-    def _drop_partitions(self, cutoff_us: int, archive_url: str | None,
+    def _drop_partitions(self, cutoff_us: int, batch_rows: int, archive_url: str | None,
                          result: PurgeResult) -> None:
         with self.engine.connect() as conn:
             days = partitions.existing(conn)
@@ -113,12 +113,13 @@ class RetentionMixin:
                 continue
             with self.engine.connect() as conn:
                 count = int(conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
-                if archive_url and count:
-                    rows = conn.execute(text(
-                        f"SELECT {', '.join(PREDICTION_COLUMNS)} FROM {name} ORDER BY id"
-                    )).all()
-                    result.archived.append(archive.write(
-                        archive_url, "predictions", name, PREDICTION_COLUMNS, rows))
+                if archive_url and count:  # streamed: a day may not fit in memory
+                    found = conn.execution_options(stream_results=True).execute(text(
+                        f"SELECT {', '.join(PREDICTION_COLUMNS)} FROM {name} ORDER BY id"))
+                    for part, rows in enumerate(found.partitions(batch_rows)):
+                        result.archived.append(archive.write(
+                            archive_url, "predictions", f"{name}-{part:04d}",
+                            PREDICTION_COLUMNS, rows))
             # CONCURRENTLY: writers are not blocked; it cannot run inside a transaction.
             with self.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT") as conn:

@@ -117,9 +117,9 @@ async def predict_bytes(state: AppState, body: bytes) -> Answer:
     best = proba.argmax(axis=1)
     labels = model.label_array[best].tolist()
     ids = _new_ids(n)
-    logged = state.writer.submit(n, partial(rows_for, now_micros(), ids, model.name, model.version,
-                                   numeric, categorical if model.categorical else None,
-                                   labels, proba, model.labels))
+    logged = state.writer.submit(n, partial(
+        rows_for, now_micros(), ids, model.name, model.version, numeric,
+        categorical if model.categorical else None, labels, proba, model.labels))
     if n == 1:
         model.counters[best[0]].inc()
     else:

@@ -238,3 +238,34 @@ def test_a_day_left_detached_by_an_interrupted_run_is_dropped_by_the_next(
         assert parts.detached(conn) == {}
         assert conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar_one() is None
     assert count(log) == 0
+
+
+# --- the CLI: what a person running it sees ------------------------------------------------
+
+
+def test_cli_retention_reports_what_it_removed_and_fails_clearly(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from driftloop.cli import main
+    from driftloop.registry import connect
+    from tests.reliability.proxy import free_port
+
+    connect(settings)  # an empty registry: nothing holds rows back
+    url = f"sqlite:///{settings.state_dir / 'predictions.db'}"
+    write_days(PredictionLog(url), NOW - 40 * DAY, 1, 3)
+    monkeypatch.setenv("DRIFTLOOP_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("DRIFTLOOP_PREDICTION_LOG_URL", url)
+    assert main(["retention"]) == 0
+    out = capsys.readouterr().out
+    assert "(retention 30 days):" in out and "predictions 3, labels 0" in out
+
+    monkeypatch.setenv("DRIFTLOOP_PREDICTION_LOG_URL",
+                       f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nothing")
+    assert main(["retention"]) == 1
+    err = capsys.readouterr().err
+    assert "driftloop: error: the prediction log postgresql://nobody:***@127.0.0.1" in err
+    assert "could not be used" in err and "secret" not in err and "Traceback" not in err
+
+    monkeypatch.setenv("DRIFTLOOP_LOG_RETENTION_DAYS", "2")
+    assert main(["retention"]) == 1
+    assert "DRIFTLOOP_LOG_RETENTION_DAYS=2 is shorter than" in capsys.readouterr().err
