@@ -88,7 +88,7 @@ def measure(rounds: int) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update(AIRFLOW_HOME=str(tmp / "home"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                    AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-                   AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"))
+                   AIRFLOW__CORE__PLUGINS_FOLDER=str(tmp / "home" / "plugins"))
         files = _files(tmp)
         times: dict[str, list[float]] = {name: [] for name in files}
         for _ in range(rounds):  # alternate: every file sees the same machine load

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, dag, get_current_context, task
+
 from driftloop_airflow import decisions
 from driftloop_airflow.config import (
     REASON_DRIFT,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag
+
 from driftloop_airflow.config import REASON_SCHEDULE, RETRAIN_POOL, airflow_settings
 from driftloop_airflow.dag_defaults import dag_args, retrain_params, window_params
 from driftloop_airflow.operators.kfp import SubmitKfpRunOperator

@@ -20,13 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from demo.stack import Server, reset_state
-from driftloop.settings import PROJECT_ROOT
-
-# The Airflow plugin package lives in plugins/, which Airflow puts on sys.path itself; the
-# demo imports its helpers before Airflow is configured, so it does the same first.
-if str(PROJECT_ROOT / "plugins") not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT / "plugins"))
-
 from demo.traffic import (
     BROKEN_FACTOR,
     DRIFT_FACTOR,
@@ -40,7 +33,7 @@ from demo.traffic import (
 )
 from driftloop.errors import DriftloopError
 from driftloop.progress import Progress
-from driftloop.settings import Settings
+from driftloop.settings import PROJECT_ROOT, Settings
 
 #: Background answers the new version must give before the swap counts as "under load".
 UNDER_LOAD_MIN_ANSWERS = 100

@@ -1,6 +1,7 @@
 # driftloop Airflow image: the official Apache Airflow image of the pinned version, plus what
 # driftloop's DAGs and plugins need (the `airflow` extra and the light core of driftloop:
-# settings, spec, expectations), with the DAGs and plugins baked in. No kfp SDK (runs are
+# settings, spec, expectations) and its Airflow package `driftloop_airflow` (in the wheel), with
+# the DAGs baked in. No kfp SDK (runs are
 # submitted over KFP's REST API), no MLflow, no scikit-learn.
 #
 # Build from the repository root:  docker build -f docker/airflow.Dockerfile -t "$DRIFTLOOP_AIRFLOW_IMAGE" .
@@ -19,6 +20,7 @@ RUN uv export --frozen --no-dev --no-emit-project --extra airflow -o /tmp/requir
 COPY driftloop ./driftloop
 COPY serving ./serving
 COPY kfp_pipelines ./kfp_pipelines
+COPY driftloop_airflow ./driftloop_airflow
 RUN uv build --wheel --out-dir /tmp/dist
 
 # --- runtime: the official image, as its own user ------------------------------------------
@@ -31,7 +33,6 @@ COPY --from=build /tmp/dist/ /tmp/dist/
 RUN pip install --no-cache-dir --require-hashes -r /tmp/driftloop-requirements.txt \
  && pip install --no-cache-dir --no-deps /tmp/dist/driftloop-*.whl
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
-COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 # The compiled retrain pipeline the KFP hook submits (connection driftloop_kfp, extra
 # `pipeline_package`): the very package scripts/minikube-up.sh uploads.
 COPY --chown=airflow:0 kfp_pipelines/retrain_pipeline.yaml /opt/airflow/pipelines/retrain_pipeline.yaml

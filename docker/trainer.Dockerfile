@@ -26,6 +26,7 @@ RUN uv export --frozen --no-dev --no-emit-project --extra pipelines -o /tmp/requ
 COPY driftloop ./driftloop
 COPY serving ./serving
 COPY kfp_pipelines ./kfp_pipelines
+COPY driftloop_airflow ./driftloop_airflow
 RUN uv build --wheel --out-dir /tmp/dist \
  && uv pip install --python /opt/venv/bin/python --no-deps /tmp/dist/*.whl
 

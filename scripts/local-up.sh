@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make up`: the local stack, each part in its own process group (pids in <state>/run/, logs
 # in <state>/logs/): the MLflow UI on the local store, the driftloop server (after an
-# idempotent bootstrap), and `airflow standalone` on dags/ and plugins/ with the connections
+# idempotent bootstrap), and `airflow standalone` on dags/ (driftloop_airflow is installed) with the connections
 # preconfigured. Waits until each answers, then prints the URLs and the Airflow login.
 # Parts already running are left alone. `make down` (scripts/local-down.sh) stops them all.
 #
@@ -139,7 +139,7 @@ env_args=(--home "$AIRFLOW_DIR" --state-dir "$STATE" --api-port "$AIRFLOW_PORT"
           --log-ports "${LOG_PORTS[0]}" "${LOG_PORTS[1]}" --server-url "$SERVER_URL"
           --token "$DRIFTLOOP_ADMIN_TOKEN" --python "$BIN/python")
 [ -n "${DRIFTLOOP_AIRFLOW_DB_URL:-}" ] && env_args+=(--db-url "$DRIFTLOOP_AIRFLOW_DB_URL")
-exports="$(PYTHONPATH="$ROOT/plugins" "$BIN/python" -m driftloop_airflow.localenv "${env_args[@]}")"
+exports="$("$BIN/python" -m driftloop_airflow.localenv "${env_args[@]}")"
 eval "$exports"
 export PATH="$BIN:$PATH"  # airflow standalone starts its parts as `airflow ...`
 if running airflow; then
@@ -147,11 +147,11 @@ if running airflow; then
 else
   # SimpleAuthManager reads the admin's password from this file (standalone keeps it).
   printf '{"admin": "%s"}\n' "$AIRFLOW_PASSWORD" >"$AIRFLOW_DIR/passwords.json"
-  # Pools, variables and connection checks: plugins/driftloop_airflow/resources.yaml, the
+  # Pools, variables and connection checks: driftloop_airflow/resources.yaml, the
   # declaration every shape applies.
-  say "airflow: migrating the metadata DB and applying plugins/driftloop_airflow/resources.yaml"
+  say "airflow: migrating the metadata DB and applying driftloop_airflow/resources.yaml"
   { airflow db migrate \
-      && PYTHONPATH="$ROOT/plugins" "$BIN/python" -m driftloop_airflow.resources apply; } \
+      && "$BIN/python" -m driftloop_airflow.resources apply; } \
     >"$LOGS/airflow-setup.log" 2>&1 \
     || { tail -n 20 "$LOGS/airflow-setup.log" >&2; die "Airflow setup failed (log: $LOGS/airflow-setup.log)"; }
   start airflow airflow standalone

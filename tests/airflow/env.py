@@ -11,9 +11,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from driftloop.settings import PROJECT_ROOT
-
-PLUGINS = PROJECT_ROOT / "plugins"
 _HOME: Path | None = None
 
 
@@ -24,8 +21,6 @@ def configure() -> Path:
         return _HOME
     if "airflow" in sys.modules and "AIRFLOW_HOME" not in os.environ:
         raise RuntimeError("Airflow was imported before the test Airflow home was set")
-    if str(PLUGINS) not in sys.path:
-        sys.path.insert(0, str(PLUGINS))
     from driftloop_airflow.localenv import airflow_environ
 
     _HOME = Path(tempfile.mkdtemp(prefix="driftloop-airflow-"))

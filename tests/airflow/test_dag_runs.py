@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
+
 from driftloop_airflow.local_runs import (
     DagRunOutcome,
     run_drift_monitor,
     run_weekly_retrain,
 )
-
 from tests.airflow.conftest import Live
 from tests.airflow.kfp_api import recording_server
 from tests.pipelines.conftest import PETAL_SHIFT, iris_rows
@@ -189,7 +189,7 @@ def _dag_test_in_child(home: Path, window: tuple[str, str], conf: dict[str, Any]
     root = Path(__file__).parents[2]
     code = (
         "import json, sys\n"
-        f"sys.path[:0] = [{str(root)!r}, {str(root / 'plugins')!r}]\n"
+        f"sys.path[:0] = [{str(root)!r}]\n"
         "from driftloop_airflow.local_runs import run_drift_monitor\n"
         f"o = run_drift_monitor({window[0]!r}, {window[1]!r}, **{conf!r})\n"
         f"open({str(out)!r}, 'w').write(json.dumps({{'state': o.state, 'tasks': o.tasks, "
@@ -259,7 +259,7 @@ def test_setup_local_airflow_is_all_a_fresh_process_needs(shared_live: Live,
     served = serve_traffic(shared_live, iris_rows(70, seed=81))
     code = (
         "import json, sys\n"
-        f"sys.path[:0] = [{str(root)!r}, {str(root / 'plugins')!r}]\n"
+        f"sys.path[:0] = [{str(root)!r}]\n"
         "from driftloop_airflow.local_runs import run_drift_monitor, setup_local_airflow\n"
         f"setup_local_airflow({str(tmp_path / 'home')!r}, server_url={shared_live.server.url!r},"
         f" state_dir={str(shared_live.loop.state)!r}, admin_token={shared_live.server.token!r})\n"

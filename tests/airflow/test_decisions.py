@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+
 from driftloop_airflow import decisions
 from driftloop_airflow.hooks.serving import parse_metrics
 from driftloop_airflow.triggers.drift import window_verdict

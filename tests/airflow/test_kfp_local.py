@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from driftloop_airflow.hooks import kfp_run
 from driftloop_airflow.hooks.kfp import KfpHook
 from driftloop_airflow.hooks.kfp_local import (
@@ -180,7 +181,6 @@ def test_submission_lock_excludes_other_holders(tmp_path: Path, runner: Path) ->
 def test_runner_command_is_what_the_pipeline_cli_parses() -> None:
     """The flags are the pipeline's own (`run-local --param NAME=VALUE`), with its types."""
     from driftloop_airflow.decisions import retrain_parameters
-
     from kfp_pipelines.__main__ import build_parser
     from kfp_pipelines.local_run import parse_params
     from kfp_pipelines.retrain_pipeline import PARAMETERS
@@ -265,7 +265,6 @@ class _TI:
 def _operator(tmp_path: Path, runner: Path, monkeypatch: pytest.MonkeyPatch, **kwargs: Any
               ) -> Any:
     from driftloop_airflow.operators.kfp import SubmitKfpRunOperator
-
     from tests.airflow.conftest import set_connection
 
     set_connection(monkeypatch, "kfp_test", {"conn_type": "generic", "extra": {

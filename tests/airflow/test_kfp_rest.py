@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from driftloop_airflow.hooks import kfp_run
 from driftloop_airflow.hooks.kfp import KfpHook, backend_from_connection
 from driftloop_airflow.hooks.kfp_rest import (
@@ -24,7 +25,6 @@ from driftloop_airflow.hooks.kfp_rest import (
     parse_run,
 )
 from driftloop_airflow.triggers.kfp import KfpRunTrigger
-
 from tests.airflow.conftest import set_connection
 from tests.airflow.kfp_api import FakeKfpApi, running_fake_kfp
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from driftloop_airflow.notifiers.webhook import WebhookNotifier
 
+from driftloop_airflow.notifiers.webhook import WebhookNotifier
 from tests.airflow.kfp_api import recording_server
 
 

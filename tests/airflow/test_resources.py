@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from driftloop_airflow.resources import ResourcesError, apply, load, main
 
+from driftloop_airflow.resources import ResourcesError, apply, load, main
 from tests.airflow.conftest import set_connection
 
 

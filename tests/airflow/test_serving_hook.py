@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from driftloop_airflow.hooks.serving import ServingEndpoint, ServingError, ServingHook
 from driftloop_airflow.sensors.drift import DriftSensor
 from driftloop_airflow.triggers.drift import DriftWindowTrigger
 from driftloop_airflow.window import iso
-
 from tests.airflow.conftest import Live, set_connection
 from tests.pipelines.conftest import iris_rows
 from tests.processes import wait_until

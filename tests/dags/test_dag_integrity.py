@@ -1,6 +1,6 @@
 """DAG integrity: every DAG file parses, and every DAG is shaped as documented.
 
-What CI checks on every change to dags/ or plugins/. Parse *time* is measured in
+What CI checks on every change to dags/ or driftloop_airflow/. Parse *time* is measured in
 benchmarks/dag_parse.py, not asserted here.
 """
 
@@ -143,7 +143,6 @@ def test_weekly_retrain_flow(dagbag) -> None:
 def _imported_after(code: str) -> list[str]:
     script = textwrap.dedent(f"""
         import json, sys
-        sys.path.insert(0, {str(PROJECT_ROOT / 'plugins')!r})
         {code}
         print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))
     """)
@@ -164,8 +163,8 @@ def test_parsing_the_dags_imports_no_ml_library() -> None:
 def test_plugin_modules_import_no_ml_library() -> None:
     """The Airflow image has no sklearn, MLflow or kfp SDK: the plugins must not need them."""
     modules = sorted(
-        ".".join(p.relative_to(PROJECT_ROOT / "plugins").with_suffix("").parts)
-        for p in (PROJECT_ROOT / "plugins" / "driftloop_airflow").rglob("*.py"))
+        ".".join(p.relative_to(PROJECT_ROOT).with_suffix("").parts)
+        for p in (PROJECT_ROOT / "driftloop_airflow").rglob("*.py"))
     imports = "\n".join(f"        import {m.removesuffix('.__init__')}" for m in modules)
     loaded = _imported_after(imports.strip())
     assert [m for m in HEAVY if m in loaded] == []
@@ -192,3 +191,36 @@ def test_the_pool_check_can_fail(dagbag, tmp_path: Path) -> None:
     empty.write_text("pools: {}\n")
     used = {task.pool for dag in dagbag.dags.values() for task in dag.tasks}
     assert used - set(load(empty).pools) - {"default_pool"} == {"driftloop_retrain"}
+
+
+def _plugin_scan_output(plugins_folder: Path) -> str:
+    """What a task's start prints when Airflow's Task SDK scans the plugins folder (every
+    task process does it, and its log shows it: Airflow routes warnings to its log)."""
+    script = textwrap.dedent("""
+        from airflow.sdk import plugins_manager
+        plugins, errors = plugins_manager._get_plugins()
+        assert not errors, errors
+    """)
+    env = dict(os.environ, AIRFLOW__CORE__PLUGINS_FOLDER=str(plugins_folder),
+               PYTHONWARNINGS="always")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True, timeout=300)
+    return out.stdout + out.stderr
+
+
+def test_task_logs_do_not_start_with_a_pathspec_deprecation(tmp_path: Path) -> None:
+    """Issue 15, finding 3: every task log began with "GitWildMatchPattern ('gitwildmatch')
+    is deprecated", from the glob .airflowignore that hid driftloop_airflow inside the
+    plugins folder. The package is installed now, and the configured plugins folder needs
+    no ignore file."""
+    from driftloop_airflow.localenv import airflow_environ
+
+    configured = Path(airflow_environ(tmp_path / "home")["AIRFLOW__CORE__PLUGINS_FOLDER"])
+    assert configured.is_relative_to(tmp_path / "home")
+    assert not (PROJECT_ROOT / "plugins").exists()
+    assert "GitWildMatchPattern" not in _plugin_scan_output(configured)
+    # The old layout, to show the check sees the warning when it is there.
+    old = tmp_path / "plugins"
+    old.mkdir()
+    (old / ".airflowignore").write_text("driftloop_airflow\n")
+    assert "GitWildMatchPattern" in _plugin_scan_output(old)

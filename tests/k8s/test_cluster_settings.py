@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,10 +23,6 @@ from driftloop import naming
 from driftloop.settings import Settings
 from tests.k8s.conftest import K8S, ROOT, container, find, load_docs
 from tests.k8s.test_contracts import configmap_env
-
-# The plugin package, importable as Airflow makes it (its plugins folder is on sys.path).
-if str(ROOT / "plugins") not in sys.path:
-    sys.path.insert(0, str(ROOT / "plugins"))
 
 VALUES = load_docs(K8S / "airflow" / "values.yaml")[0]
 (CONNECTIONS,) = load_docs(K8S / "airflow" / "connections-secret.yaml")
@@ -70,8 +67,7 @@ def test_the_dag_processor_parses_kubernetes_as_the_deploy_default(tmp_path: Pat
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLOOP_", "AIRFLOW"))}
     env.update(airflow_env(), AIRFLOW_HOME=str(tmp_path),
-               AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-               PYTHONPATH=str(ROOT / "plugins"), DRIFTLOOP_STATE_DIR=str(tmp_path / "state"))
+               DRIFTLOOP_STATE_DIR=str(tmp_path / "state"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -93,17 +89,19 @@ def test_task_logs_and_reports_outlive_their_pods(monkeypatch: pytest.MonkeyPatc
 
 def test_the_scheduler_applies_the_declared_pools_before_it_starts() -> None:
     """Airflow never schedules a task whose pool does not exist: the scheduler's start
-    command applies resources.yaml first, from the plugins folder the image ships."""
+    command applies resources.yaml first, from the driftloop wheel the image installs."""
     from driftloop_airflow.resources import DECLARATION, load
 
     (script,) = [a for a in VALUES["scheduler"]["args"] if "airflow scheduler" in a]
     steps = [shlex.split(s) for s in script.split("&&")]
-    assert steps[0] == ["PYTHONPATH=/opt/airflow/plugins", "python", "-m",
+    assert steps[0] == ["python", "-m",
                         "driftloop_airflow.resources", "apply"]
     assert steps[-1] == ["exec", "airflow", "scheduler"]
     dockerfile = (ROOT / "docker" / "airflow.Dockerfile").read_text()
-    assert "COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/" in dockerfile
-    assert DECLARATION.is_relative_to(ROOT / "plugins")
+    assert "COPY driftloop_airflow ./driftloop_airflow" in dockerfile
+    assert DECLARATION.is_relative_to(ROOT / "driftloop_airflow")
+    assert "driftloop_airflow" in tomllib.loads((ROOT / "pyproject.toml").read_text())[
+        "tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
     assert "driftloop_retrain" in load().pools
     # The connections it checks are the ones the Secret supplies.
     declared = {f"AIRFLOW_CONN_{c.upper()}" for c in load().connections}

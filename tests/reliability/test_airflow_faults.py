@@ -37,6 +37,7 @@ class Outcome:
 def run_with_short_retry_delays(dag_id: str, conf: dict[str, Any]) -> Outcome:
     """``dag.test()`` of the DAG as parsed, its retry delays shortened to seconds."""
     from airflow.utils.session import create_session
+
     from driftloop_airflow.local_runs import load_dag
 
     dag = load_dag(dag_id)

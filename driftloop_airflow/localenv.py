@@ -13,7 +13,6 @@ from typing import Any
 from driftloop.settings import PROJECT_ROOT
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
-PLUGINS_FOLDER = PROJECT_ROOT / "plugins"
 ADMIN_USER = "admin"
 
 
@@ -27,7 +26,9 @@ def airflow_environ(home: Path, *, sql_alchemy_conn: str | None = None, api_port
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
+        # driftloop_airflow is an installed package, not a plugin: the plugins folder stays
+        # empty, so no .airflowignore is needed (and Airflow never warns about its syntax).
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         **database,
         "AIRFLOW__API__PORT": str(api_port),
