@@ -26,6 +26,7 @@ from driftloop_airflow.sensors.drift import DriftSensor
 from driftloop_airflow.tasks import (
     apply_retention,
     check_serving,
+    outcome,
     resolve_window,
     retrain_parameters,
 )
@@ -51,6 +52,9 @@ params of a manual run.
 5. `decide`: drift and valid data → `retrain_parameters` → `submit_retrain` (the KFP retrain
    pipeline, reason `drift`; deferrable, waits for the run); insufficient data or no drift →
    `no_retrain`.
+6. `outcome` (always runs last): **the run's decision in one sentence**, in its XCom: the
+   window judged and its rows, drift or not, data refused, retrain submitted or skipped (with
+   the cooldown's end). It fails when another task failed, so the run keeps its state.
 
 Beside them, `apply_retention`: rows older than `DRIFTLOOP_LOG_RETENTION_DAYS` (30 by
 default) leave the prediction log, except the champion's and previous version's training
@@ -108,6 +112,7 @@ def driftloop_drift_monitor() -> None:
         target, why = decisions.decide(verdict, rows_check, validation,
                                        force=bool(params.get("force")))
         log.info("decision: %s: %s", target, why)
+        get_current_context()["ti"].xcom_push(key="decision", value=why)
         return target
 
     window = resolve_window(period_seconds=int(PERIOD.total_seconds()))
@@ -134,12 +139,14 @@ def driftloop_drift_monitor() -> None:
     )
     no_retrain = EmptyOperator(task_id="no_retrain")
 
+    retention = apply_retention()
     window >> serving >> rows_check >> [verdict, metrics]
-    serving >> apply_retention()
+    serving >> retention
     [verdict, metrics] >> validation
     branch = decide(verdict, rows_check.output, validation.output)
     branch >> [parameters, no_retrain]
     parameters >> submit
+    [submit, no_retrain, retention] >> outcome()
 
 
 driftloop_drift_monitor()

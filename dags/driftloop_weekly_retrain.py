@@ -13,7 +13,12 @@ from airflow.sdk import dag
 from driftloop_airflow.config import REASON_SCHEDULE, RETRAIN_POOL, airflow_settings
 from driftloop_airflow.dag_defaults import dag_args, retrain_params, window_params
 from driftloop_airflow.operators.kfp import SubmitKfpRunOperator
-from driftloop_airflow.tasks import check_serving, resolve_window, retrain_parameters
+from driftloop_airflow.tasks import (
+    check_serving,
+    outcome,
+    resolve_window,
+    retrain_parameters,
+)
 
 PERIOD = timedelta(weeks=1)
 settings = airflow_settings()
@@ -29,6 +34,9 @@ passes the spec's gate against the champion.
 It ignores the drift monitor's cooldown period, but never starts while a retrain is
 running (that run is skipped, with the running run named). It shares the one-slot
 `driftloop_retrain` pool with the drift monitor's submissions.
+
+The `outcome` task, last, states the run's decision in one sentence in its XCom: the window,
+and the retrain submitted (its KFP run) or skipped (and why).
 
 It is **created paused** (a forced retrain should not start the moment Airflow first parses
 this file): unpause it in the UI or with `airflow dags unpause driftloop_weekly_retrain`;
@@ -49,7 +57,7 @@ def driftloop_weekly_retrain() -> None:
     window = resolve_window(period_seconds=int(PERIOD.total_seconds()))
     serving = check_serving()
     window >> serving
-    SubmitKfpRunOperator(
+    submit = SubmitKfpRunOperator(
         task_id="submit_retrain",
         parameters=retrain_parameters(window, serving, reason=REASON_SCHEDULE),
         display_name="driftloop-retrain-schedule-{{ run_id }}",
@@ -57,6 +65,7 @@ def driftloop_weekly_retrain() -> None:
         pool=RETRAIN_POOL,
         timeout=timedelta(minutes=settings.retrain_timeout_minutes),
     )
+    submit >> outcome(decision="weekly scheduled retrain")
 
 
 driftloop_weekly_retrain()

@@ -19,6 +19,12 @@ TAG_WINDOW_START = "window_start"
 TAG_WINDOW_END = "window_end"
 TAG_GATE_PASSED = "gate_passed"
 TAG_GATE_REASON = "gate_reason"
+#: ``<report>_report``: where a retrained version's HTML reports are (``runs:/...`` URIs).
+REPORTS = ("validation", "evaluation")
+
+
+def report_tag(report: str) -> str:
+    return f"{report}_report"
 
 TRIGGERS = ("bootstrap", "drift", "schedule", "manual")
 

@@ -475,8 +475,11 @@ def drift_report(ctx: Context, reference: pd.DataFrame | None,
 def evaluate(
     ctx: Context, data_path: Path, model_uri: str, *, min_value: float | None,
     max_regression: float | None, min_fresh_rows: int, report_path: Path,
+    run_id: str | None = None, validation_report: Path | None = None,
 ) -> Evaluation:
-    """Challenger vs champion on the same holdout → gate result; writes the HTML report."""
+    """Challenger vs champion on the same holdout → gate result; writes the HTML report, and
+    logs it (with the data validation's, when given) on the challenger's MLflow run
+    ``run_id`` as ``reports/*.html``, where the MLflow UI shows them."""
     from driftloop.evaluation import evaluate as run_evaluation
     from driftloop.registry import load_sklearn
 
@@ -498,6 +501,13 @@ def evaluate(
                              drift_report(ctx, reference, fresh[ctx.spec.feature_names]))
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(html)
+    if run_id:
+        from driftloop.retrain_report import log_to_run
+
+        reports = {"evaluation": html}
+        if validation_report is not None and validation_report.is_file():
+            reports["validation"] = validation_report.read_text()
+        log_to_run(client, run_id, reports)
     return result
 
 
@@ -601,8 +611,11 @@ def _run_metadata(run_id: str) -> dict[str, Any]:
 
 def _version_tags(ctx: Context, lin: Lineage, run_id: str, gate: GateResult,
                   outcome: str) -> dict[str, str]:
+    from driftloop.retrain_report import version_tags as report_tags
+
     meta = _run_metadata(run_id)
     return {
+        **report_tags(connect(ctx.settings), run_id),
         **lin.tags(),
         lineage.TAG_SPEC_HASH: str(meta.get("spec_hash", ctx.spec.content_hash())),
         lineage.TAG_DATA_FINGERPRINT: str(meta.get("data_fingerprint", "")),

@@ -1,7 +1,10 @@
-"""HTML reports of the retrain pipeline, for the KFP UI (Output[HTML] artifacts).
+"""HTML reports of the retrain pipeline: KFP ``Output[HTML]`` artifacts, and MLflow artifacts.
 
 Self-contained pages (inline CSS, plots as base64 PNG) so they render in the KFP UI's
-artifact viewer, in a browser from the local pipeline root, or attached to an alert.
+artifact viewer, in MLflow's (an ``.html`` artifact is shown as a page), in a browser from
+the local pipeline root, or attached to an alert. :func:`log_to_run` puts them on the
+challenger's MLflow run under ``reports/``; the registered version links them from its
+``<report>_report`` tags (:func:`version_tags`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import base64
 import io
 from collections.abc import Iterable, Sequence
 from html import escape
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +31,29 @@ th{background:#f3f3f3;text-align:left} td.n{text-align:right;font-variant-numeri
 .plots{display:flex;flex-wrap:wrap;gap:.5rem} .plots img{width:22rem}
 .muted{color:#666}
 """
+
+
+#: The challenger run's artifact folder for the reports.
+REPORTS_DIR = "reports"
+
+
+def log_to_run(client: Any, run_id: str, reports: dict[str, str]) -> dict[str, str]:
+    """Log each ``name → html`` as ``reports/<name>.html`` on the MLflow run; their URIs."""
+    uris = {}
+    for name, html in reports.items():
+        client.log_text(run_id, html, f"{REPORTS_DIR}/{name}.html")
+        uris[name] = f"runs:/{run_id}/{REPORTS_DIR}/{name}.html"
+    return uris
+
+
+def version_tags(client: Any, run_id: str) -> dict[str, str]:
+    """``<report>_report → runs:/...`` for each report the run holds (none before a
+    retrain: the bootstrap version has no gate to report)."""
+    from driftloop.lineage import REPORTS, report_tag
+
+    held = {Path(f.path).name for f in client.list_artifacts(run_id, REPORTS_DIR)}
+    return {report_tag(name): f"runs:/{run_id}/{REPORTS_DIR}/{name}.html"
+            for name in REPORTS if f"{name}.html" in held}
 
 
 def page(title: str, body: str) -> str:

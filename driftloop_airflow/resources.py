@@ -5,11 +5,17 @@ match it, and every shape calls it (see the file's header). Run it as
 ``python -m driftloop_airflow.resources apply`` (``check`` only reports): it exits 1 naming
 what is missing or wrong, so a cluster whose scheduler runs it first never schedules DAGs
 whose pool or connection is absent.
+
+``apply --store-connections`` (``make up``) also writes each declared connection into the
+metadata DB from its ``AIRFLOW_CONN_*`` value, so a person sees it (and can edit it) in
+Admin → Connections; connections that live only in the environment are invisible there.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +107,50 @@ def apply(resources: Resources | None = None, *, check_only: bool = False,
     return done
 
 
+def env_var(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+#: The fields a stored connection takes from its environment value.
+CONNECTION_FIELDS = ("conn_type", "host", "schema", "login", "password", "port", "extra")
+
+
+def store_connections(resources: Resources | None = None, *,
+                      environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Create or update each declared connection in the metadata DB from its
+    ``AIRFLOW_CONN_*`` value (Airflow's JSON or URI form), with the declared description.
+    Raises :class:`ResourcesError` naming every declared connection that has no value, and
+    stores none then (a half-configured Airflow is worse than an unchanged one)."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    resources = resources or load()
+    missing = [env_var(c) for c in resources.connections if not environ.get(env_var(c))]
+    if missing:
+        raise ResourcesError(f"no value to store for {', '.join(missing)}: set it (make up "
+                             "gets it from driftloop_airflow/localenv.py)")
+    done = []
+    with create_session() as session:
+        for conn_id, declared in resources.connections.items():
+            value = environ[env_var(conn_id)].strip()
+            given = (Connection.from_json(value, conn_id=conn_id) if value.startswith("{")
+                     else Connection(conn_id=conn_id, uri=value))
+            stored = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+            if stored is None:
+                stored = Connection(conn_id=conn_id)
+                session.add(stored)
+                verb = "created"
+            else:
+                same = all(getattr(stored, f) == getattr(given, f) for f in CONNECTION_FIELDS)
+                verb = "as declared" if same else "updated"
+            for name in CONNECTION_FIELDS:
+                setattr(stored, name, getattr(given, name))
+            stored.description = str((declared or {}).get("description", "")).strip() or None
+            done.append(f"connection {conn_id}: {verb} in the metadata DB")
+    return done
+
+
 def _missing_connection(conn_id: str) -> str | None:
     from airflow.models.connection import Connection
 
@@ -108,7 +158,7 @@ def _missing_connection(conn_id: str) -> str | None:
         Connection.get_connection_from_secrets(conn_id)
     except Exception as exc:  # AirflowNotFoundException, or a malformed AIRFLOW_CONN_*
         return (f"connection {conn_id} does not resolve ({type(exc).__name__}: {exc}); set "
-                f"AIRFLOW_CONN_{conn_id.upper()} (see driftloop_airflow/localenv.py, or the "
+                f"{env_var(conn_id)} (see driftloop_airflow/localenv.py, or the "
                 "Secret in k8s/airflow/connections-secret.yaml)")
     return None
 
@@ -119,9 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m driftloop_airflow.resources",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("apply", "check"))
+    parser.add_argument("--store-connections", action="store_true",
+                        help="apply: also write each declared connection into the metadata "
+                        "DB from its AIRFLOW_CONN_* value (visible in Admin → Connections)")
     args = parser.parse_args(argv)
+    if args.store_connections and args.action != "apply":
+        parser.error("--store-connections goes with `apply`")
     try:
-        for line in apply(check_only=args.action == "check"):
+        lines = store_connections() if args.store_connections else []
+        lines += apply(check_only=args.action == "check")
+        for line in lines:
             print(f"driftloop airflow resources: {line}")
     except ResourcesError as exc:
         print(f"driftloop airflow resources: error: {exc}", file=sys.stderr)

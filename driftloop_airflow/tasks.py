@@ -64,3 +64,34 @@ def apply_retention() -> dict[str, Any]:
                  f" (held back by {summary['held_back_by']})" if summary.get("held_back_by")
                  else "")
     return summary
+
+
+@task(trigger_rule="all_done", retries=0, on_failure_callback=[])
+def outcome(decision: str | None = None) -> str:
+    """The run's decision in one sentence (this task's XCom; see driftloop_airflow.outcome).
+    Runs last, whatever happened before; fails when another task of the run failed, so the
+    run keeps its state (the failed task has already alerted: no second alert here)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from driftloop_airflow.outcome import describe, task_states
+
+    context = get_current_context()
+    ti = context["ti"]
+
+    def pull(task_id: str, key: str = "return_value") -> Any:
+        return ti.xcom_pull(task_ids=task_id, key=key)
+
+    text, failed = describe(
+        window=pull("resolve_window"),
+        states=task_states(ti, ti.dag_id, ti.run_id),
+        verdict=pull("drift_status"),
+        validation=pull("validate_window", "validation"),
+        decision=pull("decide", "decision") or decision,
+        submit={"skipped_reason": pull("submit_retrain", "skipped_reason"),
+                "kfp_run_id": pull("submit_retrain", "kfp_run_id")},
+    )
+    log.info("outcome: %s", text)
+    if failed:
+        ti.xcom_push(key="return_value", value=text)
+        raise AirflowFailException(text)
+    return text

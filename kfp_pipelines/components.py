@@ -93,13 +93,13 @@ def train_model(
 
 @component
 def evaluate_model(
-    run: str, data: Input[Dataset], model: Input[Model], min_value: float,
-    max_regression: float, min_fresh_rows: int, metrics: Output[Metrics],
+    run: str, data: Input[Dataset], model: Input[Model], validation_report: Input[HTML],
+    min_value: float, max_regression: float, min_fresh_rows: int, metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics], report: Output[HTML],
 ) -> NamedTuple("EvaluateOutputs", [("passed", bool), ("reason", str),
                                     ("gate", str)]):
     """Challenger vs champion on the same holdout, then the gate (thresholds < 0: the
-    spec's)."""
+    spec's). Both reports also go on the challenger's MLflow run (reports/*.html)."""
     import json
     from collections import namedtuple
     from pathlib import Path
@@ -113,6 +113,8 @@ def evaluate_model(
             min_value=None if min_value < 0 else min_value,
             max_regression=None if max_regression < 0 else max_regression,
             min_fresh_rows=min_fresh_rows, report_path=Path(report.path),
+            run_id=model.metadata["mlflow_run_id"],
+            validation_report=Path(validation_report.path),
         )
         for key, value in result.flat_metrics().items():
             metrics.log_metric(key, value)

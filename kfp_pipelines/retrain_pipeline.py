@@ -96,7 +96,8 @@ def retrain_pipeline(
     train = _task(train_model(run=run, data=load.outputs["data"]), "train")
     train.after(validate)
     evaluate = _task(evaluate_model(
-        run=run, data=load.outputs["data"], model=train.outputs["model"], min_value=min_value,
+        run=run, data=load.outputs["data"], model=train.outputs["model"],
+        validation_report=validate.outputs["report"], min_value=min_value,
         max_regression=max_regression, min_fresh_rows=min_fresh_rows,
     ), "evaluate and gate")
     with dsl.If(evaluate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712

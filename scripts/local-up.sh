@@ -150,11 +150,14 @@ else
   # Pools, variables and connection checks: driftloop_airflow/resources.yaml, the
   # declaration every shape applies.
   say "airflow: migrating the metadata DB and applying driftloop_airflow/resources.yaml"
+  # --store-connections: the two connections go into the metadata DB (Admin -> Connections
+  # lists them, and an edit there takes effect), rewritten from these settings at each start.
   { airflow db migrate \
-      && "$BIN/python" -m driftloop_airflow.resources apply; } \
+      && "$BIN/python" -m driftloop_airflow.resources apply --store-connections; } \
     >"$LOGS/airflow-setup.log" 2>&1 \
     || { tail -n 20 "$LOGS/airflow-setup.log" >&2; die "Airflow setup failed (log: $LOGS/airflow-setup.log)"; }
-  start airflow airflow standalone
+  # Environment connections would shadow the stored ones (Airflow reads the environment first).
+  start airflow env -u AIRFLOW_CONN_DRIFTLOOP_SERVING -u AIRFLOW_CONN_DRIFTLOOP_KFP airflow standalone
 fi
 
 wait_for mlflow "http://127.0.0.1:$MLFLOW_PORT/health"

@@ -58,6 +58,10 @@ class Metrics:
         self.live_accuracy = Gauge("driftloop_live_accuracy",
                                    "Accuracy over the latest labeled predictions (feedback); "
                                    "NaN without feedback.", registry=r)
+        self.gate_floor = Gauge(
+            "driftloop_gate_floor", "The served model's gate floor (its spec's gate.min_value) "
+            "for its gate metric: the live metric of that name should stay above it (alert "
+            "DriftloopLiveAccuracyBelowFloor).", ["metric"], registry=r)
         self.live_labeled = Gauge("driftloop_live_labeled_rows",
                                   "Labeled predictions behind driftloop_live_accuracy.",
                                   registry=r)
@@ -109,8 +113,10 @@ class Metrics:
     def prediction_counters(self, labels: Sequence[str]) -> list[Any]:
         return [self.predictions.labels(label) for label in labels]
 
-    def set_model(self, info: dict[str, str]) -> None:
+    def set_model(self, info: dict[str, str], gate_metric: str, gate_floor: float) -> None:
         self.model.info(info)
+        self.gate_floor.clear()
+        self.gate_floor.labels(gate_metric).set(gate_floor)
         self.clear_drift()
 
     def clear_drift(self) -> None:

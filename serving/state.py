@@ -74,7 +74,8 @@ class AppState:
         previous = self.holder.swap(served)
         self.metrics.set_model({"name": served.name, "version": served.version,
                                 "inference_form": served.form,
-                                "run_id": served.bundle.run_id or ""})
+                                "run_id": served.bundle.run_id or ""},
+                               served.bundle.spec.gate.metric, served.bundle.spec.gate.min_value)
         return previous
 
     @staticmethod

@@ -60,9 +60,9 @@ def serve_traffic(live: Live, rows: Any, *, label: bool = True) -> tuple[str, st
     return window
 
 
-def assert_states(outcome: DagRunOutcome, **expected: str) -> None:
-    got = {task: outcome.tasks.get(task) for task in expected}
-    assert got == expected, f"task states {outcome.tasks}"
+def assert_states(run: DagRunOutcome, /, **expected: str) -> None:
+    got = {task: run.tasks.get(task) for task in expected}
+    assert got == expected, f"task states {run.tasks}"
 
 
 def test_no_drift_means_no_retrain(shared_live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +74,10 @@ def test_no_drift_means_no_retrain(shared_live: Live, monkeypatch: pytest.Monkey
                   drift_status="success", serving_metrics="success",
                   validate_window="success", decide="success", no_retrain="success",
                   retrain_parameters="skipped", submit_retrain="skipped",
-                  apply_retention="success")
+                  apply_retention="success", outcome="success")
+    said = outcome.value("outcome")
+    assert said.startswith(f"window {window[0]} → ") and "(200 rows)" in said
+    assert "no drift: corrected p < 0.05 and effect >= 0.1 on 200 rows" in said
     retention = outcome.value("apply_retention")
     assert retention["retention_days"] == 30 and retention["predictions_deleted"] == 0
     assert retention["held_back_by"] is None
@@ -100,13 +103,16 @@ def test_invalid_data_is_refused_with_an_alert_and_no_retrain(
     assert outcome.state == "failed"
     assert_states(outcome, drift_status="success", validate_window="failed",
                   decide="upstream_failed", retrain_parameters="upstream_failed",
-                  submit_retrain="upstream_failed", no_retrain="upstream_failed")
+                  submit_retrain="upstream_failed", no_retrain="upstream_failed",
+                  outcome="failed")
+    said = outcome.value("outcome")
+    assert "(120 rows); data refused, no retrain:" in said and "expectation" in said
     assert outcome.value("drift_status")["dataset_drift"] is True  # drift alone would retrain
     report = outcome.value("validate_window", "validation")
     assert report["success"] is False and report["rows"] == 120
     assert any(f["column"] == "petal_length" and f["expectation"] ==
                "expect_column_values_to_be_between" for f in report["failures"])
-    (alert,) = [a.body for a in alerts]
+    (alert,) = [a.body for a in alerts]  # one alert: `outcome` fails without another
     assert alert["task_id"] == "validate_window"
     assert "data validation failed for window" in alert["text"]
     assert "no retrain" in alert["text"] and "petal_length" in alert["text"]
@@ -137,12 +143,16 @@ def test_backfill_evaluates_each_past_hour_from_the_log(
         assert outcome.value("resolve_window") == {"start": start.isoformat(),
                                                    "end": end.isoformat()}
         assert outcome.tasks["submit_retrain"] == "skipped"
+        # The backfilled run names the hour it judged, not the hour it ran after.
+        assert outcome.value("outcome").startswith(
+            f"window {start.isoformat()} → {end.isoformat()[11:]} (")
     assert first.value("drift_status")["rows"] == 150
     assert first.value("drift_status")["dataset_drift"] is False
     assert second.value("wait_for_rows") == {"rows": 12, "enough": False, "min_rows": 50}
     assert second.value("drift_status")["status"] == "insufficient_data"
     assert second.value("validate_window")["validated"] is False
     assert_states(second, decide="success", no_retrain="success")
+    assert "(12 rows); insufficient data: 12 rows in the window" in second.value("outcome")
 
 
 def test_drift_retrains_promotes_and_the_server_swaps(
@@ -153,11 +163,14 @@ def test_drift_retrains_promotes_and_the_server_swaps(
     assert outcome.state == "success", outcome.tasks
     assert_states(outcome, validate_window="success", decide="success",
                   retrain_parameters="success", submit_retrain="success",
-                  no_retrain="skipped")
+                  no_retrain="skipped", outcome="success")
     verdict = outcome.value("drift_status")
     assert verdict["dataset_drift"] is True
     assert {"petal_length", "petal_width"} <= set(verdict["drifted_features"])
     run = outcome.value("submit_retrain")
+    said = outcome.value("outcome")
+    assert "(240 rows); drift in petal_length" in said and "; data valid;" in said
+    assert said.endswith(f"retrain submitted: KFP run {run['run_id']} succeeded")
     assert run["state"] == "SUCCEEDED" and run["backend"] == "local"
     assert run["result"]["promoted"] is True
     assert (run["result"]["champion_before"], run["result"]["champion_after"]) == ("1", "2")
@@ -228,6 +241,9 @@ def test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds(
     later = run_drift_monitor(*window, cooldown_minutes=60)
     assert later.state == "success", later.tasks
     assert later.tasks["submit_retrain"] == "skipped"
+    said = later.value("outcome")
+    assert "; data valid; retrain skipped: cooldown: retrain" in said
+    assert "no new retrain before " in said
     reason = later.value("submit_retrain", "skipped_reason")
     assert reason.startswith(f"cooldown: retrain {run['run_id']} was submitted at")
     assert len(live.kfp_runs()) == 1
@@ -290,6 +306,10 @@ def test_a_failed_retrain_fails_the_task_with_the_runs_error(
                                      deploy_target="none")
     assert outcome.state == "failed"
     assert outcome.tasks["submit_retrain"] == "failed"
+    assert outcome.tasks["outcome"] == "failed"
+    said = outcome.value("outcome")
+    assert said.startswith("window 2026-03-02T00:00:00+00:00 → 2026-03-09T00:00:00+00:00; ")
+    assert "weekly scheduled retrain; retrain failed: KFP run local-" in said
     (record,) = [r for r in shared_live.kfp_runs() if r["run_id"] not in before]
     assert record["parameters"]["trigger"] == "schedule"
     assert (record["parameters"]["window_start"], record["parameters"]["window_end"]) == window

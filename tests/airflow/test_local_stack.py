@@ -130,6 +130,13 @@ def test_make_up_prints_where_everything_answers(stack: Stack) -> None:
     assert stack.api("GET", "/importErrors")["total_entries"] == 0
     pool = stack.api("GET", "/pools/driftloop_retrain")
     assert pool["slots"] == 1
+    # Issue 15, finding 4: Admin -> Connections lists both, from the metadata DB.
+    listed = {c["connection_id"]: c for c in stack.api("GET", "/connections")["connections"]}
+    assert set(listed) == {"driftloop_serving", "driftloop_kfp"}
+    assert listed["driftloop_serving"]["host"] == "127.0.0.1"
+    assert listed["driftloop_serving"]["port"] == int(stack.server.rsplit(":", 1)[1])
+    assert "admin token" in listed["driftloop_serving"]["description"]
+    assert '"backend": "local"' in listed["driftloop_kfp"]["extra"]
     # Again while up: every part is left alone.
     again = subprocess.run([str(PROJECT_ROOT / "scripts" / "local-up.sh")], env=stack.env,
                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
@@ -219,6 +226,9 @@ def test_backfill_through_the_api_reads_each_past_hour(stack: Stack) -> None:
     assert stack.xcom(full, "drift_status")["rows"] == 60
     assert stack.xcom(short, "drift_status")["status"] == "insufficient_data"
     assert stack.xcom(short, "wait_for_rows") == {"rows": 7, "enough": False, "min_rows": 50}
+    # The run id names the hour it ran after; its outcome names the hour it judged.
+    assert stack.xcom(full, "outcome").startswith(
+        f"window {hours[0][0].isoformat()} → {hours[0][1].isoformat()[11:]} (60 rows); no ")
 
 
 def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:
@@ -263,4 +273,8 @@ def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:
                   sorted((task_logs / "task_id=submit_retrain").glob("attempt=*.log"))
                   if ".trigger." not in p.name)
     assert "failed: step load_data" in log and "/nonexistent/spec.yaml" in log
+    assert "GitWildMatchPattern" not in log  # issue 15, finding 3, in a real task log
+    assert tasks["outcome"] == "failed"
+    assert "; forced by the run's `force` param; retrain failed: KFP run local-" in \
+        stack.xcom(run["dag_run_id"], "outcome")
     assert len(stack_runs(stack)) == 1, "one DAG run submits at most one retrain"

@@ -68,3 +68,59 @@ def test_apply_restores_a_pool_someone_changed(airflow_db: Path) -> None:
     done = apply(check_connections=False)
     assert "pool driftloop_retrain: updated with 1 slot(s)" in done
     assert Pool.get_pool("driftloop_retrain").slots == 1
+
+
+def test_store_connections_puts_both_in_the_metadata_db(
+    airflow_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """make up's connections are rows a person sees in Admin -> Connections (issue 15,
+    finding 4), rewritten from the environment at each start and described as declared."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    from driftloop_airflow.localenv import local_connections_environ
+    from driftloop_airflow.resources import store_connections
+
+    def stored() -> dict[str, Connection]:
+        with create_session() as session:
+            rows = session.query(Connection).filter(
+                Connection.conn_id.in_(["driftloop_serving", "driftloop_kfp"])).all()
+            session.expunge_all()
+            return {c.conn_id: c for c in rows}
+
+    env = local_connections_environ(server_url="http://127.0.0.1:8123",
+                                    state_dir=tmp_path, token="t0k")
+    # Nothing is stored while one value is missing, and the error names it.
+    partial = {k: v for k, v in env.items() if k != "AIRFLOW_CONN_DRIFTLOOP_KFP"}
+    with pytest.raises(ResourcesError, match="no value to store for AIRFLOW_CONN_DRIFTLOOP_KFP"):
+        store_connections(environ=partial)
+    assert stored() == {}
+
+    assert store_connections(environ=env) == [
+        "connection driftloop_serving: created in the metadata DB",
+        "connection driftloop_kfp: created in the metadata DB"]
+    rows = stored()
+    serving, kfp = rows["driftloop_serving"], rows["driftloop_kfp"]
+    assert (serving.conn_type, serving.host, serving.port, serving.password) == (
+        "http", "127.0.0.1", 8123, "t0k")
+    assert serving.description == load().connections["driftloop_serving"]["description"]
+    assert json.loads(kfp.extra)["backend"] == "local"
+    assert store_connections(environ=env)[0] == (
+        "connection driftloop_serving: as declared in the metadata DB")
+    moved = local_connections_environ(server_url="http://127.0.0.1:9000",
+                                      state_dir=tmp_path, token="t0k")
+    assert store_connections(environ=moved)[0] == "connection driftloop_serving: updated " \
+        "in the metadata DB"
+    assert stored()["driftloop_serving"].port == 9000
+    # From the CLI make up runs, with the environment only it supplies.
+    for key, value in moved.items():
+        monkeypatch.setenv(key, value)
+    assert main(["apply", "--store-connections"]) == 0
+    assert "connection driftloop_kfp: as declared in the metadata DB" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["check", "--store-connections"])
+    assert "--store-connections goes with `apply`" in capsys.readouterr().err
+    with create_session() as session:  # other tests set their connections in the environment
+        session.query(Connection).filter(Connection.conn_id.like("driftloop_%")).delete(
+            synchronize_session=False)

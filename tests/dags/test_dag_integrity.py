@@ -53,12 +53,29 @@ def test_dag_is_documented_tagged_owned_and_retried(dagbag, dag_id: str) -> None
     assert Path(dag.fileloc).name == EXPECTED[dag_id]["file"]
     for task in dag.tasks:
         assert task.owner == "driftloop", task.task_id
+        if task.task_id == "outcome":  # see test_every_run_ends_with_its_outcome
+            continue
         assert task.retries >= 1, task.task_id
         assert task.retry_exponential_backoff > 0, task.task_id
         assert task.max_retry_delay is not None, task.task_id
         callbacks = task.on_failure_callback or []
         names = [type(c).__name__ for c in callbacks]
         assert "WebhookNotifier" in names, f"{task.task_id} sends no failure alert"
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_every_run_ends_with_its_outcome(dagbag, dag_id: str) -> None:
+    """Issue 15, finding 2: the decision is on the run. `outcome` runs after every other
+    task whatever their states, is the only leaf (so it sees them all), and neither retries
+    nor alerts: it fails only to carry another task's failure, which alerted already."""
+    dag = dagbag.dags[dag_id]
+    outcome = dag.task_dict["outcome"]
+    assert outcome.trigger_rule == "all_done"
+    assert [t.task_id for t in dag.tasks if not t.downstream_task_ids] == ["outcome"]
+    assert set(dag.task_dict) - {"outcome"} == outcome.get_flat_relative_ids(upstream=True)
+    assert outcome.retries == 0
+    assert not outcome.on_failure_callback
+    assert "outcome" in dag.doc_md
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))

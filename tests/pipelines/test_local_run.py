@@ -94,6 +94,19 @@ def test_worse_challenger_is_rejected_and_recorded_without_alias(
     assert not (run_dir / "deploy-model").exists()
     report = (run_dir / "evaluate-model" / "report").read_text()
     assert f"<p class='verdict fail'>{escape(gate['reason'])}</p>" in report
+    # Both reports are on the challenger's MLflow run as .html (the MLflow UI renders them),
+    # and the version links them (issue 15, finding 5).
+    client = loop.client()
+    run_id = mv.run_id
+    held = {f.path for f in client.list_artifacts(run_id, "reports")}
+    assert held == {"reports/evaluation.html", "reports/validation.html"}
+    assert tags["evaluation_report"] == f"runs:/{run_id}/reports/evaluation.html"
+    assert tags["validation_report"] == f"runs:/{run_id}/reports/validation.html"
+    import mlflow.artifacts
+
+    logged = mlflow.artifacts.load_text(tags["evaluation_report"])
+    assert logged == report
+    assert "valid" in mlflow.artifacts.load_text(tags["validation_report"]).lower()
 
 
 @pytest.mark.full
