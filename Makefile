@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: help env test test-fast lint demo mlflow-ui clean reset up down bench bench-log bench-tools reliability
+.PHONY: help env test test-fast test-tools test-ui lint demo mlflow-ui clean reset up down bench bench-log bench-tools reliability
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -51,16 +51,33 @@ lint: env ## ruff
 PYTEST_WORKERS ?= 3
 XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
+# Debian packages some tests drive for real: Prometheus and promtool (tests/monitoring) and
+# Chromium (make test-ui). Installed with apt-get when this user may (root, or sudo without a
+# password); otherwise it says what is missing, and those tests skip (CI allows no skip).
+TEST_PACKAGES := prometheus:prometheus promtool:prometheus chromium:chromium
+
+test-tools: ## install the Debian packages the tests drive (Prometheus, Chromium) if missing
+	@missing=""; for pair in $(TEST_PACKAGES); do \
+	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	missing="$$(echo $$missing | tr ' ' '\n' | sort -u | xargs)"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; \
+	else echo "note: not installed: $$missing (apt-get install $$missing as root); their tests will skip"; exit 0; fi; \
+	mkdir -p $(TOOLS); echo "installing $$missing with apt-get (log: $(TOOLS)/apt.log)"; \
+	{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+	    --no-install-recommends $$missing; } >$(TOOLS)/apt.log 2>&1 || \
+	  { tail -n 20 $(TOOLS)/apt.log; echo "error: apt-get could not install $$missing"; exit 1; }
+
 # Tests marked `full` are whole-loop forms of checks that make test makes faster (at step
 # level); they run in `make reliability`.
-test: env ## create/update the env, lint, run the whole suite (the 15 slowest tests at the end)
+test: env test-tools ## create/update the env, lint, run the whole suite (the 15 slowest tests at the end)
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(XDIST) -m "not full"
 
 # The inner loop: unit, manifest-contract and DAG-integrity tests, plus the Airflow pieces
 # that need no server (decisions, the KFP REST hook, the notifier). About a minute here.
 FAST_TESTS := tests/unit tests/dags tests/k8s tests/airflow/test_decisions.py \
-  tests/airflow/test_kfp_rest.py tests/airflow/test_notifier.py
+  tests/airflow/test_kfp_rest.py tests/airflow/test_notifier.py tests/airflow/test_outcome.py
 
 test-fast: env ## the inner loop: unit, contract and DAG-integrity tests (~1 min)
 	$(BIN)/ruff check .
