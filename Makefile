@@ -72,7 +72,14 @@ test-tools: ## install the Debian packages the tests drive (Prometheus, Chromium
 # level); they run in `make reliability`.
 test: env test-tools ## create/update the env, lint, run the whole suite (the 15 slowest tests at the end)
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(XDIST) -m "not full"
+	$(BIN)/pytest $(XDIST) -m "not full and not ui"
+
+# The browser tier: Playwright for Python driving Debian's Chromium (never `playwright
+# install`) against `make up` started on free ports: the Airflow trigger form and backfill
+# dialog, the decision on each run, MLflow's report, /docs "Try it out". Screenshots of a
+# failing test's pages go to .driftloop/ui-screenshots/.
+test-ui: env test-tools ## the browser tier: Chromium against make up (~5 min)
+	$(BIN)/pytest tests/ui -m ui
 
 # The inner loop: unit, manifest-contract and DAG-integrity tests, plus the Airflow pieces
 # that need no server (decisions, the KFP REST hook, the notifier). About a minute here.

@@ -37,7 +37,15 @@ def _retrain(states: dict[str, str | None], submit: dict[str, Any]) -> str | Non
     state = states.get("submit_retrain")
     run_id = submit.get("kfp_run_id") or (submit.get("run") or {}).get("run_id")
     if state == "success":
-        return f"retrain submitted: KFP run {run_id} succeeded"
+        result = (submit.get("run") or {}).get("result") or {}
+        said = f"retrain submitted: KFP run {run_id} succeeded"
+        version = result.get("new_version") or result.get("version")
+        if result.get("outcome") and version:
+            said += f": v{version} {result['outcome']}"
+            before, after = result.get("champion_before"), result.get("champion_after")
+            if before and after and before != after:
+                said += f" (champion v{before} → v{after})"
+        return said
     if state == "skipped" and submit.get("skipped_reason"):
         return f"retrain skipped: {submit['skipped_reason']}"
     if state == "failed":

@@ -88,7 +88,8 @@ def outcome(decision: str | None = None) -> str:
         validation=pull("validate_window", "validation"),
         decision=pull("decide", "decision") or decision,
         submit={"skipped_reason": pull("submit_retrain", "skipped_reason"),
-                "kfp_run_id": pull("submit_retrain", "kfp_run_id")},
+                "kfp_run_id": pull("submit_retrain", "kfp_run_id"),
+                "run": pull("submit_retrain")},
     )
     log.info("outcome: %s", text)
     if failed:

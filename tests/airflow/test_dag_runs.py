@@ -170,7 +170,8 @@ def test_drift_retrains_promotes_and_the_server_swaps(
     run = outcome.value("submit_retrain")
     said = outcome.value("outcome")
     assert "(240 rows); drift in petal_length" in said and "; data valid;" in said
-    assert said.endswith(f"retrain submitted: KFP run {run['run_id']} succeeded")
+    assert said.endswith(f"retrain submitted: KFP run {run['run_id']} succeeded: v2 promoted "
+                         "(champion v1 → v2)")
     assert run["state"] == "SUCCEEDED" and run["backend"] == "local"
     assert run["result"]["promoted"] is True
     assert (run["result"]["champion_before"], run["result"]["champion_after"]) == ("1", "2")

@@ -38,6 +38,18 @@ def test_the_window_is_named_and_its_end_shortened_on_the_same_day() -> None:
                                           no_retrain="skipped"),
       "submit": {"kfp_run_id": "local-7"}},
      f"; {DRIFT}; retrain submitted: KFP run local-7 succeeded", []),
+    ({"decision": DRIFT, "states": states(submit_retrain=OK, retrain_parameters=OK,
+                                          no_retrain="skipped"),
+      "submit": {"kfp_run_id": "local-7", "run": {"result": {
+          "outcome": "promoted", "new_version": "2", "champion_before": "1",
+          "champion_after": "2"}}}},
+     "; retrain submitted: KFP run local-7 succeeded: v2 promoted (champion v1 → v2)", []),
+    ({"decision": DRIFT, "states": states(submit_retrain=OK, retrain_parameters=OK,
+                                          no_retrain="skipped"),
+      "submit": {"kfp_run_id": "local-7", "run": {"result": {
+          "outcome": "rejected", "new_version": "3", "champion_before": "2",
+          "champion_after": "2"}}}},
+     "; retrain submitted: KFP run local-7 succeeded: v3 rejected", []),
     ({"decision": DRIFT, "states": states(retrain_parameters=OK, no_retrain="skipped"),
       "submit": {"skipped_reason": "cooldown: retrain local-7 was submitted at 01:10; no new "
                                    "retrain before 03:10 (cooldown 2:00:00)"}},
