@@ -79,7 +79,7 @@ test: env test-tools ## create/update the env, lint, run the whole suite (the 15
 # dialog, the decision on each run, MLflow's report, /docs "Try it out". Screenshots of a
 # failing test's pages go to .driftloop/ui-screenshots/.
 test-ui: env test-tools ## the browser tier: Chromium against make up (~5 min)
-	$(BIN)/pytest tests/ui -m ui
+	$(BIN)/pytest tests/ui -m ui -rP
 
 # The inner loop: unit, manifest-contract and DAG-integrity tests, plus the Airflow pieces
 # that need no server (decisions, the KFP REST hook, the notifier). About a minute here.

@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from driftloop.settings import PROJECT_ROOT
-from tests.pipelines.conftest import free_port
+from tests.pipelines.conftest import LocalLoop, base_env, free_port, iris_rows
 
 DAG = "driftloop_drift_monitor"
 
@@ -86,6 +87,21 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def log_past_hours(stack: Stack, rows: tuple[int, ...], *, hours_ago: int,
+                   seed: int) -> list[tuple[datetime, datetime]]:
+    """Labeled rows logged into consecutive whole hours starting ``hours_ago`` hours back,
+    ``rows[i]`` in the i-th: the past a backfill reads. Returns the hours ``[start, end)``."""
+    loop = LocalLoop(stack.state, base_env(stack.state))
+    first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - \
+        timedelta(hours=hours_ago)
+    hours = [(first + timedelta(hours=i), first + timedelta(hours=i + 1))
+             for i in range(len(rows))]
+    for (start, end), n in zip(hours, rows, strict=True):
+        loop.log_labeled_rows(iris_rows(n, seed=seed), window=(start.isoformat(),
+                                                              end.isoformat()))
+    return hours
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from driftloop.settings import PROJECT_ROOT
-from tests.local_stack import DAG, Stack, make_up, stack_runs, xcoms
+from tests.local_stack import DAG, Stack, log_past_hours, make_up, stack_runs, xcoms
 from tests.pipelines.conftest import LocalLoop, base_env, free_port, iris_rows
 from tests.processes import wait_until
 
@@ -96,12 +96,7 @@ def test_a_rest_triggered_run_succeeds(stack: Stack) -> None:
 
 
 def test_backfill_through_the_api_reads_each_past_hour(stack: Stack) -> None:
-    loop = LocalLoop(stack.state, base_env(stack.state))
-    first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
-    hours = [(first + timedelta(hours=i), first + timedelta(hours=i + 1)) for i in range(2)]
-    for (start, end), n in zip(hours, (60, 7), strict=True):
-        loop.log_labeled_rows(iris_rows(n, seed=72), window=(start.isoformat(),
-                                                            end.isoformat()))
+    hours = log_past_hours(stack, (60, 7), hours_ago=30, seed=72)
     body = {"dag_id": DAG, "from_date": hours[0][0].isoformat(),
             "to_date": hours[1][0].isoformat(), "max_active_runs": 1}
     # On SQLite metadata (make up's default) Airflow refuses a backfill with 503 "Database is

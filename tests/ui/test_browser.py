@@ -12,8 +12,7 @@ from urllib.parse import quote, unquote
 import httpx
 import pytest
 
-from tests.local_stack import DAG, Stack
-from tests.pipelines.conftest import LocalLoop, base_env, iris_rows
+from tests.local_stack import DAG, Stack, log_past_hours
 
 pytestmark = pytest.mark.ui
 
@@ -74,12 +73,7 @@ def test_each_dag_triggers_from_its_form_with_the_defaults(page: Any, stack: Sta
 
 def test_a_backfill_from_the_dialog_names_the_hour_each_run_judged(page: Any,
                                                                    stack: Stack) -> None:
-    loop = LocalLoop(stack.state, base_env(stack.state))
-    first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=40)
-    hours = [(first + timedelta(hours=i), first + timedelta(hours=i + 1)) for i in range(2)]
-    for (start, end), n in zip(hours, (80, 5), strict=True):
-        loop.log_labeled_rows(iris_rows(n, seed=75), window=(start.isoformat(),
-                                                            end.isoformat()))
+    hours = log_past_hours(stack, (80, 5), hours_ago=40, seed=75)
     login(page, stack)
     dialog = open_trigger_dialog(page, stack, DAG)
     dialog.get_by_text("Backfill", exact=True).click()
