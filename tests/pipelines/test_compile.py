@@ -123,7 +123,8 @@ def test_package_declares_the_artifact_types(package: Any) -> None:
                      .input_definitions.artifacts.items()}
               for name, (task, _) in _all_tasks(spec).items()}
     assert inputs["validate-data"] == {"data": "system.Dataset"}
-    assert inputs["evaluate-model"] == {"data": "system.Dataset", "model": "system.Model"}
+    assert inputs["evaluate-model"] == {"data": "system.Dataset", "model": "system.Model",
+                                        "validation_report": "system.HTML"}
 
 
 def test_package_parameters_are_the_documented_contract(package: Any) -> None:
