@@ -77,7 +77,7 @@ test: env test-tools ## create/update the env, lint, run the whole suite (the 15
 # The browser tier: Playwright for Python driving Debian's Chromium (never `playwright
 # install`) against `make up` started on free ports: the Airflow trigger form and backfill
 # dialog, the decision on each run, MLflow's report, /docs "Try it out". Screenshots of a
-# failing test's pages go to .driftloop/ui-screenshots/.
+# failing test's pages go to test-results/ui-screenshots/.
 test-ui: env test-tools ## the browser tier: Chromium against make up (~5 min)
 	$(BIN)/pytest tests/ui -m ui -rP
 

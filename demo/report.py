@@ -62,6 +62,7 @@ def render(result: DemoResult, out: TextIO) -> None:
     say()
     say("where to look")
     for key, label in (("evaluation_report", "evaluation report (drift, plots, gate)"),
+                       ("evaluation_report_mlflow", "the same in MLflow (version tag)"),
                        ("kfp_run", "KFP run artifacts"),
                        ("validation_report", "refused window's validation report"),
                        ("validation_report_url", "the same, stored with the log (make up)"),

@@ -340,6 +340,8 @@ def _lineage(config: DemoConfig, name: str, version: str, drift: PhaseResult,
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(evaluation, copy)
         artifacts["evaluation_report"] = str(copy)
+    # The same report on the challenger's MLflow run, linked from the version's tag.
+    artifacts["evaluation_report_mlflow"] = tags.get("evaluation_report", "")
     return tags, artifacts, versions
 
 

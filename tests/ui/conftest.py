@@ -1,7 +1,8 @@
 """The browser tier (``make test-ui``): Playwright for Python driving Debian's Chromium against
 ``make up``. Never ``playwright install``: the browser is the system's ``/usr/bin/chromium``
 (``make test-tools`` installs it). A failing test leaves a screenshot of each open page in
-``DRIFTLOOP_UI_SCREENSHOTS`` (default ``.driftloop/ui-screenshots``).
+``DRIFTLOOP_UI_SCREENSHOTS`` (default ``test-results/ui-screenshots``: outside the local state,
+which `make demo` refuses to reuse when it holds anything else).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ CHROMIUM = os.environ.get("DRIFTLOOP_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update"]
 SCREENSHOTS = Path(os.environ.get("DRIFTLOOP_UI_SCREENSHOTS",
-                                  PROJECT_ROOT / ".driftloop" / "ui-screenshots"))
+                                  PROJECT_ROOT / "test-results" / "ui-screenshots"))
 
 
 @pytest.fixture(scope="session")
