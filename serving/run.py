@@ -33,6 +33,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: Seconds an idle HTTP/1.1 connection stays open. uvicorn's default (5 s) closes connections
+#: that clients and proxies keep in their pools; one reused just as the server closes it fails
+#: with "Server disconnected without sending a response" (seen here under load). 75 s outlasts
+#: the idle timeouts of common load balancers (60 s), which then close first.
+KEEP_ALIVE_S = 75
+
+
 def serve(settings: Settings, *, log_level: str = "info", access_log: bool = False) -> None:
     import uvicorn
 
@@ -53,7 +60,8 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Fal
             settings.port)
         config = uvicorn.Config(app, log_level=log_level, access_log=access_log,
                                 loop="uvloop", http="httptools", lifespan="on",
-                                timeout_graceful_shutdown=30)
+                                timeout_graceful_shutdown=30,
+                                timeout_keep_alive=KEEP_ALIVE_S)
         server = uvicorn.Server(config)
         server.run(sockets=[sock])
     finally:

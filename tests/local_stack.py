@@ -89,6 +89,11 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def shown_end(start: datetime, end: datetime) -> str:
+    """How a decision writes a window's end: the time alone when it is the start's day."""
+    return end.isoformat()[11:] if start.date() == end.date() else end.isoformat()
+
+
 def log_past_hours(stack: Stack, rows: tuple[int, ...], *, hours_ago: int,
                    seed: int) -> list[tuple[datetime, datetime]]:
     """Labeled rows logged into consecutive whole hours starting ``hours_ago`` hours back,

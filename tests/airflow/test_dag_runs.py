@@ -29,6 +29,7 @@ from driftloop_airflow.local_runs import (
 )
 from tests.airflow.conftest import Live
 from tests.airflow.kfp_api import recording_server
+from tests.local_stack import shown_end
 from tests.pipelines.conftest import PETAL_SHIFT, iris_rows
 from tests.processes import wait_until
 
@@ -144,8 +145,8 @@ def test_backfill_evaluates_each_past_hour_from_the_log(
                                                    "end": end.isoformat()}
         assert outcome.tasks["submit_retrain"] == "skipped"
         # The backfilled run names the hour it judged, not the hour it ran after.
-        assert outcome.value("outcome").startswith(
-            f"window {start.isoformat()} → {end.isoformat()[11:]} (")
+        assert outcome.value("outcome").startswith(f"window {start.isoformat()} → "
+                                                   f"{shown_end(start, end)} (")
     assert first.value("drift_status")["rows"] == 150
     assert first.value("drift_status")["dataset_drift"] is False
     assert second.value("wait_for_rows") == {"rows": 12, "enough": False, "min_rows": 50}

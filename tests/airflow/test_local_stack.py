@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 from driftloop.settings import PROJECT_ROOT
-from tests.local_stack import DAG, Stack, log_past_hours, make_up, stack_runs, xcoms
+from tests.local_stack import (
+    DAG,
+    Stack,
+    log_past_hours,
+    make_up,
+    shown_end,
+    stack_runs,
+    xcoms,
+)
 from tests.pipelines.conftest import LocalLoop, base_env, free_port, iris_rows
 from tests.processes import wait_until
 
@@ -132,7 +140,7 @@ def test_backfill_through_the_api_reads_each_past_hour(stack: Stack) -> None:
     assert stack.xcom(short, "wait_for_rows") == {"rows": 7, "enough": False, "min_rows": 50}
     # The run id names the hour it ran after; its outcome names the hour it judged.
     assert stack.xcom(full, "outcome").startswith(
-        f"window {hours[0][0].isoformat()} → {hours[0][1].isoformat()[11:]} (60 rows); no ")
+        f"window {hours[0][0].isoformat()} → {shown_end(*hours[0])} (60 rows); no ")
 
 
 def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:

@@ -115,6 +115,26 @@ def test_serve_on_a_taken_port_says_so(iris_store: Settings, tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
+def test_an_idle_keep_alive_connection_is_still_served(iris_store: Settings,
+                                                       tmp_path: Path) -> None:
+    """A connection a client keeps in its pool is not closed under it after a few idle
+    seconds (uvicorn's default, 5 s, did: "Server disconnected without sending a response"
+    when a reused connection raced the close)."""
+    from serving.run import KEEP_ALIVE_S
+
+    assert KEEP_ALIVE_S > 60  # outlasts the idle timeout of common load balancers
+    request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serve(iris_store, f"sqlite:///{tmp_path / 'p.db'}", tmp_path) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            for _ in range(2):
+                conn.sendall(request)
+                answer = conn.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+                assert b"connection: close" not in answer.lower()
+                time.sleep(7)  # longer than uvicorn's default keep-alive (5 s)
+
+
 def test_sigterm_drains_the_log_queue(iris_store: Settings, tmp_path: Path) -> None:
     log_url = f"sqlite:///{tmp_path / 'p.db'}"
     # Rows wait up to 1 s and in batches of 100k: at SIGTERM they are all still queued.

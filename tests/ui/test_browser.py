@@ -12,7 +12,7 @@ from urllib.parse import quote, unquote
 import httpx
 import pytest
 
-from tests.local_stack import DAG, Stack, log_past_hours
+from tests.local_stack import DAG, Stack, log_past_hours, shown_end
 
 pytestmark = pytest.mark.ui
 
@@ -104,7 +104,7 @@ def test_a_backfill_from_the_dialog_names_the_hour_each_run_judged(page: Any,
         assert run["state"] == "success", stack.tasks(run["dag_run_id"])
         said = read_decision(page, stack, DAG, run["dag_run_id"])
         # The run id names the hour it ran after; the decision names the hour it judged.
-        assert said.startswith(f"window {start.isoformat()} → {end.isoformat()[11:]} "
+        assert said.startswith(f"window {start.isoformat()} → {shown_end(start, end)} "
                                f"({rows} rows); "), said
     assert "; no drift: " in read_decision(page, stack, DAG, runs[hours[0][0]]["dag_run_id"])
     assert "; insufficient data: 5 rows" in read_decision(
