@@ -133,7 +133,7 @@ bench: env bench-tools $(BENCH_EVIDENTLY_VENV)/bin/python ## serving, drift and 
 # skipped and RELIABILITY.md says so.
 RELIABILITY_OUT := .driftloop/reliability
 RELIABILITY_TESTS := tests/reliability \
-  tests/airflow/test_dag_runs.py::test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds \
+  tests/airflow/test_dag_processes.py::test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds \
   tests/airflow/test_dag_runs.py::test_weekly_retrain_submits_a_scheduled_retrain \
   tests/airflow/test_local_stack.py::test_a_rest_triggered_run_succeeds \
   tests/pipelines/test_local_run.py tests/pipelines/test_live_server.py \

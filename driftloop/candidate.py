@@ -42,6 +42,8 @@ def build_candidate(
         spec=spec, model=result.model, labels=result.labels, metrics=result.metrics,
         reference=reference.reset_index(drop=True), suite=suite, onnx=onnx,
         data_fingerprint=fingerprint(data.frame),
+        label_counts={str(k): int(v) for k, v in
+                      data.frame[spec.target].astype(str).value_counts().sort_index().items()},
         data_rows={"read": data.rows_read, "dropped_missing": data.rows_dropped_missing,
                    "train": len(result.split.x_train), "holdout": len(result.split.x_test)},
     )

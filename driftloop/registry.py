@@ -121,6 +121,8 @@ class Candidate:
     data_fingerprint: str
     data_rows: dict[str, int]
     params: dict[str, Any] = field(default_factory=dict)
+    #: The training labels' counts: the reference of label drift.
+    label_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def inference_form(self) -> str:
@@ -139,6 +141,7 @@ class Candidate:
             "data_fingerprint": self.data_fingerprint,
             "data_rows": self.data_rows,
             "reference_rows": len(self.reference),
+            "label_counts": self.label_counts,
         }
 
 

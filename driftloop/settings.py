@@ -140,6 +140,35 @@ class Settings(BaseSettings):
         "categoricals, the total variation distance of category frequencies) is at least "
         "this, so huge windows do not flag negligible shifts.",
     )
+    drift_min_change: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Attribution floor: a feature is named as changed (in /drift/status "
+        "'changes', the alert and the report) when its corrected p-value is under "
+        "DRIFTLOOP_DRIFT_P_VALUE and its effect size is at least this. Lower than the alarm's "
+        "floor: a person should see every real change, the alarm only those that matter.",
+    )
+    drift_min_rate: float = Field(
+        default=0.01, ge=0, le=1,
+        description="A categorical feature has changed when at least this share of the "
+        "window's rows hold categories the reference never saw (and the change is "
+        "significant).",
+    )
+    drift_unseen_alarm: float = Field(
+        default=0.05, ge=0, le=1,
+        description="A categorical feature drifts (the alarm) when at least this share of the "
+        "window's rows hold categories the reference never saw (and the change is "
+        "significant): the model's answers on them are guesses.",
+    )
+    drift_min_shift_sd: float = Field(
+        default=0.25, ge=0,
+        description="A numeric feature also drifts (the alarm) when its rows moved by at least "
+        "this many reference standard deviations on average (Wasserstein distance / sd), "
+        "significantly: a longer tail or a wider spread that no single value shows.",
+    )
+    drift_min_shift_change_sd: float = Field(
+        default=0.1, ge=0,
+        description="Attribution floor for that distance (in reference sds).",
+    )
     drift_min_rows: int = Field(
         default=50, ge=1, description="Windows smaller than this report insufficient_data."
     )

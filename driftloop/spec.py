@@ -85,6 +85,17 @@ class GateSpec(_Strict):
     max_regression: float = Field(default=0.02, ge=0, le=1)
 
 
+class DriftSpec(_Strict):
+    """How this model's live inputs are tested for drift (thresholds are settings)."""
+
+    tests: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per feature, the drift test by its registered name: `ks` or `cvm` "
+        "(Cramér-von Mises: more sensitive to spread and shape) for numeric features, `chi2` "
+        "or `jensen_shannon` for categoricals. Features not named get the default (ks, chi2: "
+        "the best on `make bench-drift`).")
+
+
 class PreprocessingSpec(_Strict):
     scale_numeric: bool = False
 
@@ -100,6 +111,7 @@ class ModelSpec(_Strict):
     estimator: EstimatorSpec
     split: SplitSpec = SplitSpec()
     gate: GateSpec = GateSpec()
+    drift: DriftSpec = DriftSpec()
 
     #: Directory the spec was read from; relative data paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -108,6 +120,9 @@ class ModelSpec(_Strict):
     def _target_not_a_feature(self) -> ModelSpec:
         if self.target in self.feature_names:
             raise ValueError(f"target {self.target!r} is also listed as a feature")
+        from driftloop.drift import resolve_tests
+
+        resolve_tests(self.features.numeric, self.features.categorical, self.drift.tests)
         return self
 
     @property

@@ -47,6 +47,18 @@ class Metrics:
         self.drift_feature = Gauge("driftloop_drift_feature_drifted",
                                    "1 if the feature drifted in the last evaluation.",
                                    ["feature"], registry=r)
+        self.feature_changed = Gauge("driftloop_drift_feature_changed",
+                                     "1 if the feature changed (the attribution: a real "
+                                     "change, maybe below the alarm) in the last evaluation.",
+                                     ["feature"], registry=r)
+        self.drift_shift_sd = Gauge("driftloop_drift_shift_sd",
+                                    "Numeric feature: how far rows moved on average in the "
+                                    "last evaluation, in reference sds (Wasserstein).",
+                                    ["feature"], registry=r)
+        self.output_drift = Gauge("driftloop_output_drift",
+                                  "Prediction or label drift in the last evaluation: 1, 0, or "
+                                  "-1 without a verdict (too few rows, no reference).",
+                                  ["output"], registry=r)
         self.dataset_drift = Gauge("driftloop_dataset_drift",
                                    "1 if the last evaluation found dataset drift, 0 if not, "
                                    "-1 before any evaluation or with insufficient data.",
@@ -121,7 +133,8 @@ class Metrics:
 
     def clear_drift(self) -> None:
         for gauge in (self.drift_statistic, self.drift_p_value, self.drift_p_value_adjusted,
-                      self.drift_feature):
+                      self.drift_feature, self.feature_changed, self.drift_shift_sd,
+                      self.output_drift):
             gauge.clear()
         self.dataset_drift.set(-1)
 
@@ -136,4 +149,11 @@ class Metrics:
             self.drift_p_value.labels(f["feature"]).set(f["p_value"])
             self.drift_p_value_adjusted.labels(f["feature"]).set(f["p_value_adjusted"])
             self.drift_feature.labels(f["feature"]).set(int(f["drifted"]))
+            self.feature_changed.labels(f["feature"]).set(int(f["changed"]))
+            if f.get("shift_sd") is not None:
+                self.drift_shift_sd.labels(f["feature"]).set(f["shift_sd"])
         self.dataset_drift.set(int(report["dataset_drift"]))
+        for output in ("prediction", "label"):
+            part = report.get(output) or {}
+            self.output_drift.labels(output).set(
+                int(part["drifted"]) if part.get("status") == "ok" else -1)

@@ -151,15 +151,62 @@ class Thresholds(BaseModel):
     p_value: float
     min_effect: float
     min_rows: int
+    min_change: float
+    min_rate: float
+    unseen_alarm: float
+    min_shift_sd: float
+    min_shift_change_sd: float
+
+
+class Change(BaseModel):
+    feature: str
+    test: str
+    effect_size: float = Field(description="Share of rows moved: KS distance, or total "
+                               "variation distance for categoricals.")
+    shift_sd: float | None = Field(description="Numeric: how far rows moved on average, in "
+                                   "reference standard deviations (Wasserstein).")
+    unseen_rate: float | None = Field(description="Categorical: share of the window's rows "
+                                      "in categories the reference never saw.")
+    p_value_adjusted: float
+    drifted: bool = Field(description="Big enough for the alarm, not only a change.")
+    description: str = Field(examples=["spread 0.62x the reference", "mean +1.3 sd",
+                                       "'web' 12% -> 31%", "new category 'x' at 4%"])
+
+
+class OutputDrift(BaseModel):
+    status: Literal["ok", "insufficient_data", "no_reference"]
+    rows: int = Field(description="Predictions (or labels) of the window's rows compared.")
+    drifted: bool
+    changed: bool
+    test: str | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    effect_size: float | None = Field(default=None, description="Total variation distance.")
+    unseen_rate: float | None = None
+    description: str | None = None
+    message: str | None = None
 
 
 class DriftStatus(BaseModel):
     status: Literal["ok", "insufficient_data"]
-    dataset_drift: bool
+    dataset_drift: bool = Field(description="The alarm: some feature drifted.")
     drifted_features: list[str]
+    changes: list[Change] = Field(
+        default_factory=list,
+        description="Every feature with a real change, drifted ones first, then by effect: "
+        "what a person acts on.")
     features: list[FeatureDrift] = Field(
-        description="Per feature: test (ks|chi2), statistic, p-value (raw and corrected), "
-        "effect size (KS statistic, or total variation distance for categoricals), drifted.")
+        description="Per feature: test (registry name), statistic, p-value (raw and "
+        "corrected), effect sizes, drifted (the alarm), changed (the attribution), "
+        "description.")
+    prediction: OutputDrift | None = Field(
+        default=None, description="Predicted classes against the model's predictions on its "
+        "reference.")
+    label: OutputDrift | None = Field(
+        default=None, description="Feedback labels of the window's rows against the training "
+        "labels.")
+    prediction_drift: bool = False
+    label_drift: bool = False
     window: WindowInfo
     reference: ReferenceInfo
     correction: Literal["bonferroni", "bh"]

@@ -8,6 +8,7 @@ in the middle of a request cannot mix two models.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: Rows of the reference the warm-up prediction runs on.
 WARMUP_ROWS = 8
+#: Reference rows the prediction-drift reference is predicted on (the reference is already
+#: a random sample of the training data, so its head is one too).
+PREDICTION_REFERENCE_ROWS = 20_000
 
 
 class VersionNotFound(DriftloopError):
@@ -53,6 +57,11 @@ class ServedModel:
     positions: dict[str, int]
     known_categories: tuple[frozenset[str], ...]
     loaded_at: datetime
+    #: Category counts the window's predictions and feedback labels are tested against: the
+    #: model's predictions on its reference, and its training labels (empty for versions
+    #: registered before driftloop kept them).
+    prediction_reference: dict[str, int] = field(default_factory=dict)
+    label_reference: dict[str, int] = field(default_factory=dict)
     #: JSON pieces of the /predict answer, encoded once: ``"model": {...}``, each label as a
     #: JSON string, and one row's format (request id, label JSON, then the probabilities).
     head_json: str = ""
@@ -105,7 +114,7 @@ def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
                          f"lacks feature column(s) {', '.join(missing)}")
     try:
         reference = Reference.from_frame(frame.dropna(subset=list(numeric)), numeric,
-                                         categorical)
+                                         categorical, spec.drift.tests)
     except (ValueError, TypeError) as exc:
         raise LoadFailed(f"model {bundle.name} version {bundle.version}: the drift reference "
                          f"cannot be prepared ({exc})") from None
@@ -122,7 +131,20 @@ def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
             json.dumps(label).replace("%", "%%") + ": %r" for label in labels) + "}}",
     )
     warm_up(served)
-    return served
+    return dataclasses.replace(served, prediction_reference=_predicted_counts(served),
+                               label_reference=dict(bundle.metadata.get("label_counts") or {}))
+
+
+def _predicted_counts(served: ServedModel) -> dict[str, int]:
+    """The model's predicted classes on (up to PREDICTION_REFERENCE_ROWS of) its reference:
+    what its answers looked like on the data it was built from."""
+    rows = served.bundle.reference.head(PREDICTION_REFERENCE_ROWS)
+    num = rows[list(served.numeric)].to_numpy(dtype=np.float64)
+    cat = rows[list(served.categorical)].to_numpy(dtype=object).astype(str).astype(object)
+    ok = np.isfinite(num).all(axis=1)
+    proba = np.asarray(served.predict_proba(num[ok], cat[ok]), dtype=np.float64)
+    predicted, counts = np.unique(proba.argmax(axis=1), return_counts=True)
+    return {served.labels[int(i)]: int(c) for i, c in zip(predicted, counts, strict=True)}
 
 
 def warm_up(served: ServedModel) -> None:

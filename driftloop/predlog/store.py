@@ -221,6 +221,21 @@ class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
                             [r[1] for r in found] if n_categorical else None,
                             n_numeric, n_categorical, lo, hi, total)
 
+    def output_counts(self, model_name: str, start: datetime | str | int,
+                      end: datetime | str | int) -> tuple[dict[str, int], dict[str, int]]:
+        """The predicted classes of ``[start, end)``'s rows, and the feedback labels of those
+        rows that have one: two GROUP BY counts, for prediction and label drift."""
+        where = self._interval(model_name, start, end)
+        predicted = (select(predictions.c.prediction, func.count())
+                     .where(*where).group_by(predictions.c.prediction))
+        labelled = (select(labels.c.label, func.count())
+                    .select_from(predictions.join(
+                        labels, labels.c.request_id == predictions.c.request_id))
+                    .where(*where).group_by(labels.c.label))
+        with self.engine.connect() as conn:
+            return ({str(k): int(v) for k, v in conn.execute(predicted)},
+                    {str(k): int(v) for k, v in conn.execute(labelled)})
+
     def interval_rows(self, model_name: str | None, start: datetime | str | int,
                       end: datetime | str | int, *, limit: int, offset: int,
                       numeric: Sequence[str], categorical: Sequence[str]

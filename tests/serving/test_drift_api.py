@@ -59,7 +59,8 @@ def test_latest_window_from_served_traffic_without_and_with_drift(iris: TestClie
     assert calm["window"]["mode"] == "latest" and calm["window"]["rows"] == 300
     assert calm["reference"] == {"model_version": "1", "rows": 150}
     assert calm["correction"] == "bonferroni"
-    assert calm["thresholds"] == {"p_value": 0.05, "min_effect": 0.1, "min_rows": 50}
+    assert calm["thresholds"] == Thresholds().as_dict()
+    assert calm["changes"] == [] and calm["prediction_drift"] is False
     assert calm["model"] == {"name": "iris-classifier", "version": "1"}
     assert [f["feature"] for f in calm["features"]] == NAMES
     assert all(f["test"] == "ks" for f in calm["features"])
@@ -71,6 +72,9 @@ def test_latest_window_from_served_traffic_without_and_with_drift(iris: TestClie
     loud = iris.get("/drift/status", params={"rows": 300}).json()
     assert loud["dataset_drift"] is True
     assert loud["drifted_features"] == ["petal_length"]
+    (change,) = loud["changes"]
+    assert change["feature"] == "petal_length" and change["drifted"] is True
+    assert change["description"].startswith("mean +") and change["shift_sd"] > 0.25
     # The answer is the core library's, on exactly those rows.
     model = state_of(iris).holder.current
     direct = model.reference.evaluate(shifted, None, Thresholds())
@@ -208,7 +212,8 @@ def test_bh_correction_and_thresholds_come_from_settings(make_client, iris_store
     body = client.get("/drift/status").json()
     assert body["status"] == "ok"
     assert body["correction"] == "bh"
-    assert body["thresholds"] == {"p_value": 0.01, "min_effect": 0.3, "min_rows": 10}
+    assert body["thresholds"] == {**Thresholds().as_dict(), "p_value": 0.01, "min_effect": 0.3,
+                                  "min_rows": 10}
 
 
 def test_categorical_drift_uses_chi2(penguins: TestClient, penguins_model) -> None:
@@ -232,3 +237,38 @@ def test_reference_is_prepared_once_per_model(iris: TestClient) -> None:
     model = state_of(iris).holder.current
     assert isinstance(model.reference, Reference)
     assert np.all(np.diff(model.reference.numeric_sorted, axis=1) >= 0)
+
+
+def test_prediction_and_label_drift_are_reported_beside_the_features(iris: TestClient) -> None:
+    calm = _reference_rows(iris, 300, 7)
+    answer = iris.post("/predict", json={"instances": calm.tolist()})
+    assert answer.status_code == 200
+    state_of(iris).writer.flush()
+    body = iris.get("/drift/status", params={"rows": 300}).json()
+    # The model's answers on reference-like rows look like its answers on the reference.
+    assert body["prediction"]["status"] == "ok" and body["prediction"]["rows"] == 300
+    assert body["prediction"]["drifted"] is False and body["prediction_drift"] is False
+    # No feedback yet: no label verdict, and it says why.
+    assert body["label"]["status"] == "insufficient_data" and body["label"]["rows"] == 0
+    assert "0 label(s) in the window, fewer than 50" in body["label"]["message"]
+
+    # Labels that come back all 'setosa' (a third of the training labels): label drift.
+    ids = [p["request_id"] for p in answer.json()["predictions"]][:120]
+    posted = iris.post("/feedback", json={"labels": [{"request_id": i, "label": "setosa"}
+                                                     for i in ids]})
+    assert posted.status_code == 200, posted.text
+    body = iris.get("/drift/status", params={"rows": 300}).json()
+    label = body["label"]
+    assert label["status"] == "ok" and label["rows"] == 120 and body["label_drift"] is True
+    assert label["test"] == "chi2" and label["effect_size"] == pytest.approx(2 / 3, abs=0.01)
+    assert "'setosa' 33% -> 100%" in label["description"]
+    # Inputs pushed towards virginica: the predictions follow.
+    moved = calm + np.array([0.5, 0, 2.5, 1.0])
+    assert iris.post("/predict", json={"instances": moved.tolist()}).status_code == 200
+    state_of(iris).writer.flush()
+    body = iris.get("/drift/status", params={"rows": 300}).json()
+    assert body["prediction_drift"] is True
+    assert "'virginica' 33% -> " in body["prediction"]["description"]
+    text = iris.get("/metrics").text
+    assert 'driftloop_output_drift{output="prediction"} 1.0' in text
+    assert 'driftloop_drift_feature_changed{feature="petal_length"} 1.0' in text

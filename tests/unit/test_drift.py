@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from driftloop.drift import (
+    DEFAULT_TESTS,
     UNSEEN,
     Reference,
     Thresholds,
     adjust_p_values,
-    chi2_test,
     evaluate_frames,
     ks_p_values,
     ks_statistics,
@@ -119,8 +119,10 @@ def test_shifted_features_drift_and_only_those() -> None:
     assert result.dataset_drift
     assert result.drifted_features == ["x2", "x7"]
     by_name = {f.feature: f for f in result.features}
-    assert by_name["x2"].test == "ks" and by_name["x2"].kind == "numeric"
-    assert by_name["x2"].effect_size == by_name["x2"].statistic
+    assert by_name["x2"].test == DEFAULT_TESTS["numeric"] and by_name["x2"].kind == "numeric"
+    # The effect is the KS distance whatever the test.
+    assert by_name["x2"].effect_size == pytest.approx(
+        stats.ks_2samp(reference.numeric_sorted[2], window[:, 2]).statistic, abs=1e-12)
 
 
 def test_small_window_is_insufficient_data_not_a_verdict() -> None:
@@ -135,16 +137,18 @@ def test_small_window_is_insufficient_data_not_a_verdict() -> None:
 def test_chi2_matches_scipy_contingency_and_buckets_unseen_categories() -> None:
     ref_values = np.array(["a"] * 500 + ["b"] * 300 + ["c"] * 200)
     window = np.array(["a"] * 40 + ["b"] * 30 + ["c"] * 10 + ["zzz"] * 15 + ["yyy"] * 5)
-    cats, counts = np.unique(ref_values, return_counts=True)
-    result = chi2_test(list(cats), counts, window)
+    reference = Reference.from_arrays([], np.empty((1000, 0)), ["c"], ref_values[:, None])
+    result = reference.evaluate(np.empty((100, 0)), window[:, None]).features[0]
     table = np.array([[500, 300, 200, 0], [40, 30, 10, 20]])
     want = stats.chi2_contingency(table, correction=False)
+    assert result.test == "chi2"
     assert result.statistic == pytest.approx(want.statistic, rel=1e-12)
     assert result.p_value == pytest.approx(want.pvalue, rel=1e-9)
-    assert result.unseen == 20
+    assert result.unseen_categories == 20 and result.unseen_rate == pytest.approx(0.2)
     tvd = 0.5 * (abs(0.4 - 0.5) + abs(0.3 - 0.3) + abs(0.1 - 0.2) + abs(0.2 - 0.0))
     assert result.effect_size == pytest.approx(tvd)
-    assert UNSEEN not in cats
+    assert UNSEEN not in reference.categories[0][0]
+    assert result.description.startswith("new category 'zzz' at 15%, new category 'yyy' at 5%")
 
 
 def test_categorical_features_drift_on_a_new_mix_not_on_the_same_one() -> None:
@@ -195,9 +199,14 @@ def test_report_dict_has_the_contract_fields() -> None:
     rng = np.random.default_rng(2)
     reference = Reference.from_arrays(["a", "b"], rng.normal(size=(1000, 2)))
     report = reference.evaluate(rng.normal(size=(200, 2)) + np.array([1.0, 0.0])).as_dict()
-    assert set(report) == {"status", "dataset_drift", "drifted_features", "features",
-                           "correction", "thresholds"}
-    assert report["thresholds"] == {"p_value": 0.05, "min_effect": 0.1, "min_rows": 50}
+    assert set(report) == {"status", "dataset_drift", "drifted_features", "changes",
+                           "features", "correction", "thresholds"}
+    assert report["thresholds"] == {"p_value": 0.05, "min_effect": 0.1, "min_rows": 50,
+                                    "min_change": 0.05, "min_rate": 0.01,
+                                    "unseen_alarm": 0.05, "min_shift_sd": 0.25,
+                                    "min_shift_change_sd": 0.1}
+    assert [c["feature"] for c in report["changes"]] == ["a"]
+    assert report["changes"][0]["description"].startswith("mean +")
     feature = report["features"][0]
     assert set(feature) >= {"feature", "kind", "test", "statistic", "p_value",
                             "p_value_adjusted", "effect_size", "drifted"}
