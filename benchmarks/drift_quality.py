@@ -54,8 +54,9 @@ VARIANTS = {  # name -> (numeric test, categorical test); the first is the defau
     "driftloop": (None, None),
     "driftloop ks+chi2": ("ks", "chi2"),
     "driftloop cvm+chi2": ("cvm", "chi2"),
+    "driftloop anderson+chi2": ("anderson", "chi2"),
     "driftloop ks+jensen_shannon": ("ks", "jensen_shannon"),
-    "driftloop cvm+jensen_shannon": ("cvm", "jensen_shannon"),
+    "driftloop anderson+jensen_shannon": ("anderson", "jensen_shannon"),
 }
 
 

@@ -8,7 +8,7 @@ features, ``chi2`` and ``jensen_shannon`` for categoricals.
 
 from __future__ import annotations
 
-from driftloop.drift import chi2, cvm, jensen_shannon, ks  # noqa: F401  (registers the tests)
+from driftloop.drift import anderson, chi2, cvm, jensen_shannon, ks  # noqa: F401  (registers)
 from driftloop.drift.decision import CORRECTIONS, Correction, Thresholds, adjust_p_values
 from driftloop.drift.ks import ks_p_values, ks_statistics
 from driftloop.drift.reference import (

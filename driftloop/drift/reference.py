@@ -28,7 +28,7 @@ from driftloop.drift.registry import NumericRanks
 
 UNSEEN = "__unseen__"
 #: The test a feature gets when its spec names none (chosen on `make bench-drift`).
-DEFAULT_TESTS: dict[registry.Kind, str] = {"numeric": "ks", "categorical": "chi2"}
+DEFAULT_TESTS: dict[registry.Kind, str] = {"numeric": "anderson", "categorical": "chi2"}
 
 
 @dataclass

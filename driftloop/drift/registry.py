@@ -164,4 +164,4 @@ def get(name: str, kind: Kind) -> DriftTest:
 def _load_builtin() -> None:
     # Importing a test module registers it; the package's __init__ imports them all, this
     # keeps `registry` usable on its own.
-    from driftloop.drift import chi2, cvm, jensen_shannon, ks  # noqa: F401
+    from driftloop.drift import anderson, chi2, cvm, jensen_shannon, ks  # noqa: F401
