@@ -44,14 +44,17 @@ params of a manual run.
 
 1. `resolve_window` → `check_serving`: the server is alive and serving a model.
 2. `wait_for_rows` (deferrable): the window holds `min_rows` rows, or has closed.
-3. `drift_status` (Kolmogorov-Smirnov per numeric feature, chi² per categorical, corrected
-   across features) and `serving_metrics` (the server's Prometheus metrics).
+3. `drift_status` (per feature its registered test, by default Anderson-Darling for numeric
+   features and chi² for categoricals, corrected across features; every changed feature named
+   with how it moved; prediction and label drift beside them) and `serving_metrics` (the
+   server's Prometheus metrics). Its log lists every change.
 4. `validate_window`: Great Expectations, the champion's suite, on the window's rows.
    **Invalid data fails this task** with every failed expectation named, sends an alert,
    and nothing is retrained.
-5. `decide`: drift and valid data → `retrain_parameters` → `submit_retrain` (the KFP retrain
-   pipeline, reason `drift`; deferrable, waits for the run); insufficient data or no drift →
-   `no_retrain`.
+5. `decide`: drift of what the run acts on (`act_on`: the features by default; the
+   predicted classes and the feedback labels on request) and valid data →
+   `retrain_parameters` → `submit_retrain` (the KFP retrain pipeline, reason `drift`;
+   deferrable, waits for the run); insufficient data or no drift → `no_retrain`.
 6. `outcome` (always runs last): **the run's decision in one sentence**, in its XCom: the
    window judged and its rows, drift or not, data refused, retrain submitted or skipped (with
    the cooldown's end). It fails when another task failed, so the run keeps its state.
@@ -62,8 +65,8 @@ windows; its XCom says what was removed.
 
 **Cooldown**: `submit_retrain` runs in the one-slot `driftloop_retrain` pool and skips while
 a retrain is running or within `cooldown_minutes` of the last one.
-Params: `force` (retrain without drift), `p_value`/`min_effect` (re-decide drift with other
-thresholds), `min_rows`, window override, gate thresholds.
+Params: `force` (retrain without drift), `act_on`, `p_value`/`min_effect` (re-decide drift
+with other thresholds), `min_rows`, window override, gate thresholds.
 """
 
 
@@ -86,6 +89,12 @@ thresholds), `min_rows`, window override, gate thresholds.
         "min_effect": Param(None, type=["null", "number"], minimum=0, maximum=1,
                             description="Re-decide drift with this effect-size floor. "
                             "Empty: the server's."),
+        "act_on": Param(["features"], type="array",
+                        items={"type": "string", "enum": list(decisions.ACT_ON)},
+                        examples=list(decisions.ACT_ON),
+                        description="What drift moves this run to retrain: the input "
+                        "features, the predicted classes (prediction), the feedback labels "
+                        "(label)."),
         **window_params(),
         **retrain_params(settings),
     },
@@ -97,8 +106,17 @@ def driftloop_drift_monitor() -> None:
 
         params = get_current_context()["params"]
         report = ServingHook(SERVING_CONN_ID).drift_status(window["start"], window["end"])
-        return decisions.drift_verdict(report, p_value=params.get("p_value"),
-                                       min_effect=params.get("min_effect"))
+        verdict = decisions.drift_verdict(report, p_value=params.get("p_value"),
+                                          min_effect=params.get("min_effect"),
+                                          act_on=params.get("act_on") or ["features"])
+        for change in verdict["changes"]:
+            log.info("%s %s: %s", "DRIFT" if change["drifted"] else "changed",
+                     change["feature"], change["description"])
+        for name in ("prediction", "label"):
+            part = verdict[name]
+            log.info("%s drift: %s", name, part.get("description") if part.get("status") == "ok"
+                     else f"no verdict ({part.get('message')})")
+        return verdict
 
     @task
     def serving_metrics() -> dict:

@@ -30,13 +30,21 @@ def render(result: DemoResult, out: TextIO) -> None:
         + ", ".join(f"{k}={result.lineage.get(k)}" for k in
                     ("trigger", "airflow_run_id", "kfp_run_id", "window_start", "window_end")))
     say()
-    say("drift in the drifted window (KS per numeric feature, Bonferroni-corrected)")
+    say("drift in the drifted window (per feature its registered test, Bonferroni-corrected)")
     drift = p["drift"].drift or {}
-    say(f"  {'feature':<20} {'test':<5} {'statistic':>9} {'p (corr.)':>10}  drifted")
-    drifted = set(drift.get("drifted_features", []))
+    say(f"  {'feature':<14} {'test':<9} {'p (corr.)':>9} {'KS D':>5} {'sd':>5}  verdict  how")
     for f in drift.get("features", []):
-        say(f"  {f['feature']:<20} {f['test']:<5} {f['statistic']:>9.3f} "
-            f"{f['p_value_adjusted']:>10.2e}  {'yes' if f['feature'] in drifted else 'no'}")
+        verdict = "DRIFT" if f.get("drifted") else ("changed" if f.get("changed") else "-")
+        shift = f.get("shift_sd")
+        say(f"  {f['feature']:<14} {f['test']:<9} {f['p_value_adjusted']:>9.1e} "
+            f"{f['effect_size']:>5.2f} {'' if shift is None else f'{shift:.2f}':>5}  "
+            f"{verdict:<7}  {f.get('description') or ''}")
+    for name in ("prediction", "label"):
+        part = drift.get(name) or {}
+        said = (("DRIFT: " if part.get("drifted") else "no drift: ")
+                + str(part.get("description")) if part.get("status") == "ok"
+                else f"no verdict ({part.get('message')})")
+        say(f"  {name} drift ({part.get('rows', 0)} rows): {said}")
     say()
     say("accuracy on live traffic (client-side, from the feedback labels)")
     rows = [(f"stable traffic, v{result.champion_before}", p["stable"].served.accuracy()),

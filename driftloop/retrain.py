@@ -468,7 +468,7 @@ def drift_report(ctx: Context, reference: pd.DataFrame | None,
     numeric, categorical = list(ctx.spec.features.numeric), list(ctx.spec.features.categorical)
     rows = fresh[[*numeric, *categorical]].dropna()
     result = evaluate_frames(reference, rows, numeric, categorical,
-                             Thresholds.from_settings(ctx.settings))
+                             Thresholds.from_settings(ctx.settings), ctx.spec.drift.tests)
     return {**result.as_dict(), "rows": result.rows, "reference_rows": result.reference_rows}
 
 

@@ -147,11 +147,15 @@ def drift_table(report: dict[str, Any] | None) -> str:
     for f in report.get("features", []):
         rows.append([f.get("feature"), f.get("kind"), f.get("test"), f.get("statistic"),
                      f.get("p_value"), f.get("p_value_adjusted"), f.get("effect_size"),
-                     "DRIFT" if f.get("drifted") else "ok"])
+                     f.get("shift_sd") if f.get("shift_sd") is not None
+                     else f.get("unseen_rate"),
+                     "DRIFT" if f.get("drifted") else ("changed" if f.get("changed") else "ok"),
+                     f.get("description") or ""])
     summary = (f"{report.get('rows')} fresh rows against {report.get('reference_rows')} "
                f"reference rows; dataset drift: {report.get('dataset_drift')} "
-               f"({len(report.get('drifted_features') or [])} drifted feature(s); "
+               f"({len(report.get('drifted_features') or [])} drifted feature(s), "
+               f"{len(report.get('changes') or [])} changed; "
                f"correction {report.get('correction')})")
     return f"<p>{escape(summary)}</p>" + table(
-        ["feature", "kind", "test", "statistic", "p-value", "adjusted p", "effect size",
-         "verdict"], rows)
+        ["feature", "kind", "test", "statistic", "p-value", "adjusted p",
+         "effect (share of rows)", "sd moved / unseen share", "verdict", "how it moved"], rows)

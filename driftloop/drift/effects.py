@@ -106,7 +106,7 @@ def describe_categorical(categories: list[str], ref_counts: np.ndarray,
     win_share = win_counts[:-1] / m
     parts = [f"new category '{value}' at {count / m:.0%}" for value, count in
              sorted(unseen.items(), key=lambda kv: -kv[1])[:2] if count / m >= 0.005]
-    moved = np.argsort(-np.abs(win_share - ref_share))
+    moved = np.argsort(-np.abs(win_share - ref_share), kind="stable")
     for i in moved[:3]:
         if abs(win_share[i] - ref_share[i]) < SHARE:
             break

@@ -154,3 +154,62 @@ def test_window_verdict_waits_only_while_rows_can_still_arrive() -> None:
     assert window_verdict(10, 50, end, 5, settled - 2) is None  # flush grace
     assert window_verdict(10, 50, end, 5, settled) == {
         "status": "ok", "rows": 10, "enough": False, "min_rows": 50}
+
+
+def _served_report(window_channels: list[int], numeric_shift: float = 0.0,
+                   predictions: dict[str, int] | None = None) -> dict:
+    """A report as the server builds it: the core's drift answer on real arrays."""
+    import numpy as np
+
+    from driftloop.drift import Reference, Thresholds
+    from driftloop.drift.outputs import compare_counts
+
+    rng = np.random.default_rng(3)
+    channels = ["web", "store", "phone", "partner"]
+    ref = Reference.from_arrays(
+        ["x"], rng.lognormal(3, 0.5, (10_000, 1)), ["channel"],
+        np.repeat(channels, [4500, 3000, 1500, 1000])[:, None])
+    x = rng.lognormal(3, 0.5, (5000, 1))
+    x[: int(5000 * numeric_shift)] *= 3  # a longer tail on a share of the rows
+    report = ref.evaluate(x, np.repeat(channels, window_channels)[:, None]).as_dict()
+    reference_predictions = {"a": 500, "b": 300, "c": 200}
+    prediction = compare_counts("prediction", reference_predictions,
+                                predictions or {"a": 2500, "b": 1500, "c": 1000}, Thresholds())
+    return {**report, "prediction": prediction, "label": compare_counts(
+        "label", {}, {}, Thresholds()), "window": {"rows": 5000}}
+
+
+def test_a_run_acts_on_prediction_drift_only_when_asked() -> None:
+    report = _served_report([2250, 1500, 750, 500],
+                            predictions={"a": 1000, "b": 1500, "c": 2500})
+    features_only = decisions.drift_verdict(report)
+    assert features_only["dataset_drift"] is False and features_only["drift"] is False
+    assert features_only["prediction"]["drifted"] is True
+    target, why = decisions.decide(features_only, {"enough": True}, VALID)
+    assert target == decisions.NO_RETRAIN and why.startswith("no drift:")
+    both = decisions.drift_verdict(report, act_on=["features", "prediction"])
+    target, why = decisions.decide(both, {"enough": True}, VALID)
+    assert target == decisions.SUBMIT
+    assert why.startswith("prediction drift ('a' 50% -> 20%, 'c' 20% -> 50%)")
+    with pytest.raises(ValueError, match="act_on: unknown inputs"):
+        decisions.drift_verdict(report, act_on=["inputs"])
+
+
+def test_redeciding_keeps_the_distance_and_unseen_category_alarms() -> None:
+    # 10 % of rows three times as long: few rows cross any one value, they moved far.
+    report = _served_report([2250, 1500, 750, 500], numeric_shift=0.10)
+    x = next(f for f in report["features"] if f["feature"] == "x")
+    assert x["drifted"] and x["effect_size"] < 0.1 and x["shift_sd"] >= 0.25
+    stricter = decisions.drift_verdict(report, p_value=0.001, min_effect=0.5)
+    assert stricter["drifted_features"] == ["x"] and stricter["drift"] is True
+    target, why = decisions.decide(stricter, {"enough": True}, VALID)
+    assert target == decisions.SUBMIT and why.startswith("drift in x (mean +")
+
+
+def test_no_drift_still_names_what_changed_below_the_alarm() -> None:
+    report = _served_report([1950, 1500, 1050, 500])
+    verdict = decisions.drift_verdict(report)
+    target, why = decisions.decide(verdict, {"enough": True}, VALID)
+    assert target == decisions.NO_RETRAIN
+    assert why.endswith("; changed: channel ('phone' 15% -> 21%, 'web' 45% -> 39%, below the "
+                        "alarm)")

@@ -63,7 +63,7 @@ def test_latest_window_from_served_traffic_without_and_with_drift(iris: TestClie
     assert calm["changes"] == [] and calm["prediction_drift"] is False
     assert calm["model"] == {"name": "iris-classifier", "version": "1"}
     assert [f["feature"] for f in calm["features"]] == NAMES
-    assert all(f["test"] == "ks" for f in calm["features"])
+    assert all(f["test"] == "anderson" for f in calm["features"])  # the default
 
     shifted = rows.copy()
     shifted[:, 2] += 1.5  # petal_length moves
@@ -86,7 +86,7 @@ def test_latest_window_from_served_traffic_without_and_with_drift(iris: TestClie
     text = iris.get("/metrics").text
     assert "driftloop_dataset_drift 1.0" in text
     assert 'driftloop_drift_feature_drifted{feature="petal_length"} 1.0' in text
-    assert 'driftloop_drift_statistic{feature="petal_length",test="ks"}' in text
+    assert 'driftloop_drift_statistic{feature="petal_length",test="anderson"}' in text
     assert "driftloop_drift_window_rows 300.0" in text
 
 
@@ -230,7 +230,7 @@ def test_categorical_drift_uses_chi2(penguins: TestClient, penguins_model) -> No
     assert by_name["island"]["test"] == "chi2" and by_name["island"]["kind"] == "categorical"
     assert by_name["island"]["drifted"] is True
     assert by_name["sex"]["drifted"] is False
-    assert by_name["bill_length_mm"]["test"] == "ks"
+    assert by_name["bill_length_mm"]["test"] == "anderson"
 
 
 def test_reference_is_prepared_once_per_model(iris: TestClient) -> None:
