@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: help env test test-fast test-tools test-ui lint demo mlflow-ui clean reset up down bench bench-log bench-tools reliability
+.PHONY: help env test test-fast test-tools test-ui lint demo mlflow-ui clean reset up down bench bench-log bench-drift bench-tools reliability
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -111,6 +111,18 @@ BENCH_EVIDENTLY := evidently==0.7.23
 $(BENCH_EVIDENTLY_VENV)/bin/python: | $(UV)
 	$(UV) venv -q --python $(PYTHON) $(BENCH_EVIDENTLY_VENV)
 	$(UV) pip install -q --python $(BENCH_EVIDENTLY_VENV)/bin/python "$(BENCH_EVIDENTLY)" "pandas<3"
+
+# alibi-detect, for the detection-quality benchmark, in its own environment too (its numpy
+# backend only: no TensorFlow or PyTorch).
+BENCH_ALIBI_VENV := benchmarks/.venv-alibi
+BENCH_ALIBI := alibi-detect==0.13.0
+
+$(BENCH_ALIBI_VENV)/bin/python: | $(UV)
+	$(UV) venv -q --python $(PYTHON) $(BENCH_ALIBI_VENV)
+	$(UV) pip install -q --python $(BENCH_ALIBI_VENV)/bin/python "$(BENCH_ALIBI)" "pandas<3"
+
+bench-drift: env $(BENCH_EVIDENTLY_VENV)/bin/python $(BENCH_ALIBI_VENV)/bin/python ## drift detection quality: driftloop vs Evidently vs alibi-detect on the same windows (~15 min); writes benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run --only drift_quality
 
 bench-tools: ## install wrk (Debian package) if missing
 	@command -v wrk >/dev/null || { \

@@ -1,6 +1,7 @@
 """``make bench``: run the benchmarks, then write benchmarks/RESULTS.md from their JSON.
 
-    python -m benchmarks.run [--only serving|drift|dag_parse] [--render]   (--render: no runs)
+    python -m benchmarks.run [--only serving|drift|dag_parse|log|drift_quality] [--render]
+    (--render: no runs, only RESULTS.md from benchmarks/results/*.json)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import dag_parse, drift_bench, log_bench, serving_bench
+from benchmarks import dag_parse, drift_bench, drift_quality, log_bench, serving_bench
 from benchmarks.common import REPO
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -148,6 +149,9 @@ def render() -> str:
     parse = _load("dag_parse")
     if parse:
         lines += [dag_parse.section(parse), ""]
+    quality = _load("drift_quality")
+    if quality:
+        lines += [drift_quality.section(quality), ""]
     logged = _load("log")
     if logged:
         lines += [log_bench.section(logged), ""]
@@ -156,7 +160,8 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["serving", "drift", "dag_parse", "log"])
+    parser.add_argument("--only", choices=["serving", "drift", "dag_parse", "log",
+                                           "drift_quality"])
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args(argv)
     if not args.render:
@@ -166,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                 return code
         if args.only in (None, "drift"):
             code = drift_bench.main([])
+            if code:
+                return code
+        if args.only == "drift_quality":  # ~15 min, two more environments: make bench-drift
+            code = drift_quality.main([])
             if code:
                 return code
         if args.only == "log":  # minutes and 3 GB of disk: `make bench-log` only

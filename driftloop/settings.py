@@ -20,6 +20,10 @@ MIN_RETENTION_DAYS = 7.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+#: The multiple-testing corrections across features (``driftloop.drift.decision``).
+DriftCorrection = Literal["bonferroni", "bh"]
+
+
 class Settings(BaseSettings):
     """Runtime configuration. Every field is ``DRIFTLOOP_<FIELD>`` in the environment.
 
@@ -129,7 +133,7 @@ class Settings(BaseSettings):
     drift_p_value: float = Field(
         default=0.05, gt=0, lt=1, description="Family-wise significance level."
     )
-    drift_correction: Literal["bonferroni", "bh"] = Field(
+    drift_correction: DriftCorrection = Field(
         default="bonferroni",
         description="Multiple-testing correction across features: Bonferroni or "
         "Benjamini-Hochberg.",

@@ -33,13 +33,15 @@ feature has changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any, get_args
 
 import numpy as np
 
-Correction = Literal["bonferroni", "bh"]
-CORRECTIONS: tuple[Correction, ...] = ("bonferroni", "bh")
+from driftloop.settings import DriftCorrection
+
+Correction = DriftCorrection
+CORRECTIONS: tuple[Correction, ...] = get_args(DriftCorrection)
 
 
 @dataclass(frozen=True)
@@ -56,35 +58,27 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Thresholds:
-        return cls(p_value=settings.drift_p_value, correction=settings.drift_correction,
-                   min_effect=settings.drift_min_effect, min_rows=settings.drift_min_rows,
-                   min_change=settings.drift_min_change, min_rate=settings.drift_min_rate,
-                   unseen_alarm=settings.drift_unseen_alarm,
-                   min_shift_sd=settings.drift_min_shift_sd,
-                   min_shift_change_sd=settings.drift_min_shift_change_sd)
+        """Each field from the setting ``drift_<field>`` (one name, two places)."""
+        return cls(**{f.name: getattr(settings, f"drift_{f.name}") for f in fields(cls)})
 
     def as_dict(self) -> dict[str, Any]:
-        return {"p_value": self.p_value, "min_effect": self.min_effect,
-                "min_rows": self.min_rows, "min_change": self.min_change,
-                "min_rate": self.min_rate, "unseen_alarm": self.unseen_alarm,
-                "min_shift_sd": self.min_shift_sd,
-                "min_shift_change_sd": self.min_shift_change_sd}
+        return {k: v for k, v in asdict(self).items() if k != "correction"}
 
     def drifts(self, p_adjusted: float, effect: float, unseen_rate: float | None = None,
                shift_sd: float | None = None) -> bool:
         """The alarm: significant, and big by one of the effects."""
-        return bool(p_adjusted < self.p_value
-                    and (effect >= self.min_effect
-                         or (unseen_rate or 0.0) >= self.unseen_alarm
-                         or (shift_sd or 0.0) >= self.min_shift_sd))
+        return self._passes(p_adjusted, (effect, self.min_effect),
+                            (unseen_rate, self.unseen_alarm), (shift_sd, self.min_shift_sd))
 
     def changed(self, p_adjusted: float, effect: float, unseen_rate: float | None = None,
                 shift_sd: float | None = None) -> bool:
         """The attribution: as significant, with the lower floors."""
+        return self._passes(p_adjusted, (effect, self.min_change),
+                            (unseen_rate, self.min_rate), (shift_sd, self.min_shift_change_sd))
+
+    def _passes(self, p_adjusted: float, *effects: tuple[float | None, float]) -> bool:
         return bool(p_adjusted < self.p_value
-                    and (effect >= self.min_change
-                         or (unseen_rate or 0.0) >= self.min_rate
-                         or (shift_sd or 0.0) >= self.min_shift_change_sd))
+                    and any(value is not None and value >= floor for value, floor in effects))
 
 
 def adjust_p_values(p_values: np.ndarray, method: Correction) -> np.ndarray:
