@@ -71,11 +71,20 @@ def _untied(right: np.ndarray, n: int, m: int) -> float:
     return total + float(np.maximum(runs, 0.0).sum())
 
 
+def _distinct(sorted_row: np.ndarray) -> np.ndarray:
+    keep = np.empty(len(sorted_row), dtype=bool)
+    keep[0] = True
+    np.not_equal(sorted_row[1:], sorted_row[:-1], out=keep[1:])
+    return sorted_row[keep]
+
+
 def _tied(ref_row: np.ndarray, win_row: np.ndarray) -> float:
     """The same sum over distinct pooled values, each weighted by its multiplicity."""
     n, m = len(ref_row), len(win_row)
     big_n = n + m
-    values = np.union1d(ref_row, win_row)
+    # Both rows are sorted: their distinct values come from one pass each, and only those
+    # (few, for a tied column) are merged.
+    values = np.union1d(_distinct(ref_row), _distinct(win_row))
     ref_le = np.searchsorted(ref_row, values, side="right")
     win_le = np.searchsorted(win_row, values, side="right")
     b = ref_le + win_le
