@@ -60,4 +60,6 @@ def compare_counts(output: Output, reference: Mapping[str, int] | None,
                           description=describe_categorical(categories, ref, win, unseen),
                           unseen_categories=int(win[-1]), unseen_rate=unseen_rate)
     result.changed = result.drifted or thresholds.changed(p, effect, unseen_rate)
+    if not result.changed:
+        result.description = "no real change"
     return {"status": "ok", "rows": rows, **asdict(result)}

@@ -153,6 +153,8 @@ class Reference:
             f.drifted = t.drifts(f.p_value_adjusted, f.effect_size, f.unseen_rate, f.shift_sd)
             f.changed = f.drifted or t.changed(f.p_value_adjusted, f.effect_size,
                                                f.unseen_rate, f.shift_sd)
+            if not f.changed:  # what moved by chance is not worth a sentence
+                f.description = "no real change"
         return DriftResult("ok", m, self.rows, t, results)
 
     def _numeric(self, num: np.ndarray) -> list[FeatureDrift]:
