@@ -129,10 +129,30 @@ def test_an_idle_keep_alive_connection_is_still_served(iris_store: Settings,
         with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
             for _ in range(2):
                 conn.sendall(request)
-                answer = conn.recv(65536)
+                answer = _read_response(conn)
                 assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
                 assert b"connection: close" not in answer.lower()
                 time.sleep(7)  # longer than uvicorn's default keep-alive (5 s)
+
+
+def _read_response(conn: socket.socket) -> bytes:
+    """One whole HTTP response (head and Content-Length body): the server may send them in
+    separate segments, and a later read must not see this response's tail."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_sigterm_drains_the_log_queue(iris_store: Settings, tmp_path: Path) -> None:
