@@ -40,6 +40,14 @@ def _harmonic(big_n: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, big_n + 1, dtype=np.float64))])
 
 
+@lru_cache(maxsize=8)
+def _weights(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What every column of an (n, m) comparison shares: the harmonic numbers, the window
+    positions j, and the runs' weights c^2 and (m - c)^2 for c = 0..m."""
+    c = np.arange(0, m + 1, dtype=np.float64)
+    return _harmonic(n + m), c[1:].copy(), c * c, (m - c) ** 2
+
+
 def _untied(right: np.ndarray, n: int, m: int) -> float:
     """The sum of D^2/(u(N-u)) over the pooled sample of a column where nothing ties.
 
@@ -47,28 +55,33 @@ def _untied(right: np.ndarray, n: int, m: int) -> float:
     below it). The reference run after it (``c = j`` window points below) covers positions
     ``u_j + 1 .. u_{j+1} - 1``, the first run ``1 .. u_1 - 1`` and the last
     ``u_m + 1 .. N - 1`` (the last pooled point has D = 0 and is left out). A run's sum is
-    ``-m^2 L + N(m-c)^2 (H[N-a-1] - H[N-b-1]) + N c^2 (H[b] - H[a])`` over ``(a, b]``.
+    ``-m^2 L + N(m-c)^2 (H[N-a-1] - H[N-b-1]) + N c^2 (H[b] - H[a])`` over ``(a, b]``, and
+    the runs' lengths add up to the pooled positions no window point holds.
     """
     big_n = n + m
-    h = _harmonic(big_n)
-    u = right + np.arange(1, m + 1, dtype=np.int64)
-    uf = u.astype(np.float64)
-    d = m * right.astype(np.float64) - n * (uf - right)
+    h, j, c2, mc2 = _weights(n, m)
+    rf = right.astype(np.float64)
+    uf = rf + j
+    d = m * rf - n * j
     width = uf * (big_n - uf)
-    if u[-1] == big_n:
+    last_is_end = right[-1] == n  # the largest window value is the pooled maximum
+    if last_is_end:
         width[-1] = np.inf
-    total = float((d * d / width).sum())
+    total = float(np.dot(d, d / width))
+    u = right + np.arange(1, m + 1, dtype=np.int64)
     a = np.empty(m + 1, dtype=np.int64)
     a[0] = 0
     a[1:] = u
-    a[m] = min(a[m], big_n - 1)
     b = np.empty(m + 1, dtype=np.int64)
     b[:m] = u - 1
     b[m] = big_n - 1
-    c = np.arange(0, m + 1, dtype=np.float64)
-    runs = (-float(m) ** 2 * (b - a) + big_n * (m - c) ** 2 * (h[big_n - a - 1] - h[big_n - b - 1])
-            + big_n * c * c * (h[b] - h[a]))
-    return total + float(np.maximum(runs, 0.0).sum())
+    if last_is_end:
+        a[m] = big_n - 1
+    free = big_n - 1 - (m - int(last_is_end))  # pooled positions 1..N-1 in reference runs
+    runs = (-float(m) ** 2 * free
+            + big_n * float(np.dot(mc2, h[big_n - a - 1] - h[big_n - b - 1]))
+            + big_n * float(np.dot(c2, h[b] - h[a])))
+    return total + runs
 
 
 def _distinct(sorted_row: np.ndarray) -> np.ndarray:

@@ -227,3 +227,18 @@ def test_prediction_and_label_drift_from_counts() -> None:
     moved = compare_counts("prediction", ref, {"a": 100, "b": 150, "c": 200, "d": 50}, t)
     assert moved["drifted"] and moved["unseen_rate"] == pytest.approx(0.1)
     assert moved["description"].startswith("new category 'd' at 10%, 'a' 50% -> 20%")
+
+
+@pytest.mark.parametrize("where", ["one above all", "all below", "all above"])
+def test_anderson_darling_at_the_pooled_ends(where: str) -> None:
+    rng = np.random.default_rng(8)
+    ref, win = rng.normal(size=300), rng.normal(size=50)
+    if where == "one above all":
+        win[-1] = 10.0
+    else:
+        win += -10 if where == "all below" else 10
+    from driftloop.drift.anderson import _variance
+
+    a2 = ad_statistics(_ranks(ref, win))[0]
+    want = stats.anderson_ksamp([ref, win], midrank=False, method=None).statistic
+    assert (a2 - 1) / np.sqrt(_variance(300, 50)) == pytest.approx(want, rel=1e-9)
