@@ -51,7 +51,7 @@ def ks_p_values(statistics: np.ndarray, n: int, m: int) -> np.ndarray:
 
 
 def _ks(ranks: NumericRanks) -> tuple[np.ndarray, np.ndarray]:
-    d = ks_statistics_from(ranks)
+    d = ranks.ks_distance()
     return d, ks_p_values(d, ranks.n, ranks.m)
 
 

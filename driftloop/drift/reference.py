@@ -24,7 +24,6 @@ from driftloop.drift.effects import (
     tvd,
     wasserstein_sd,
 )
-from driftloop.drift.ks import ks_statistics_from
 from driftloop.drift.registry import NumericRanks
 
 UNSEEN = "__unseen__"
@@ -159,7 +158,7 @@ class Reference:
 
     def _numeric(self, num: np.ndarray) -> list[FeatureDrift]:
         ranks = NumericRanks.place(self.numeric_sorted, num, self.ties)
-        effect = ks_statistics_from(ranks)
+        effect = ranks.ks_distance()
         stats = np.empty(len(self.numeric_names))
         p = np.empty(len(self.numeric_names))
         for name, columns in _groups(self.tests, self.numeric_names).items():

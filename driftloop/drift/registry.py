@@ -55,6 +55,17 @@ class NumericRanks:
     def m(self) -> int:
         return int(self.win.shape[1])
 
+    def ks_distance(self) -> np.ndarray:
+        """The KS statistic per column: every test's effect size, and the ``ks`` test's
+        statistic; computed once per placement."""
+        cached = self.__dict__.get("_ks")
+        if cached is None:
+            from driftloop.drift.ks import ks_statistics_from
+
+            cached = ks_statistics_from(self)
+            object.__setattr__(self, "_ks", cached)
+        return cached
+
     def select(self, columns: np.ndarray) -> NumericRanks:
         """The same placement for a subset of the columns (those one test is given)."""
         if len(columns) == self.ref.shape[0]:
@@ -87,10 +98,10 @@ class NumericRanks:
         own = np.arange(1, m + 1, dtype=np.int64)
         for j in range(k):
             row = w[j]
-            r = np.searchsorted(ref[j], row, side="right")
-            right[j] = r
-            hit = r > 0
-            hit[hit] = ref[j][r[hit] - 1] == row[hit]
+            r = right[j]
+            r[:] = np.searchsorted(ref[j], row, side="right")
+            # A point ties with the reference when the value just below its slot equals it.
+            hit = (ref[j][np.maximum(r - 1, 0)] == row) & (r > 0)
             left[j] = r
             if hit.any():  # only points tying with a reference value are searched again
                 left[j][hit] = np.searchsorted(ref[j], row[hit], side="left")
