@@ -135,13 +135,13 @@ def render() -> str:
                          f"`?rows=10000`: {e2e['latest_s'] * 1e3:.1f} ms).")
         flagged = ", ".join(mem["driftloop_drifted"])
         lines += [
-            f"- Verdicts on this window: driftloop flags {flagged} (Bonferroni at 0.05 and the "
-            f"0.1 effect floor); a raw per-feature KS p < 0.05 flags "
+            f"- Verdicts on this window: driftloop flags {flagged} (Bonferroni at 0.05 and "
+            f"the alarm's effect floors); a raw per-feature KS p < 0.05 flags "
             f"{mem['ks_2samp_raw_p_below_0.05']} of 50"
             + (f"; Evidently's default preset flags {evid['default']['drifted_columns']:.0f}"
                if evid and evid["default"]["drifted_columns"] is not None else "")
             + ". The shifts of 0.1-0.2 sd move the KS statistic by less than the floor: "
-            "significant, not drift (see `driftloop/drift.py`).",
+            "significant, not drift (see `driftloop/drift/decision.py`).",
             f"- Preparing the reference (sorting 100,000 x 50 once, when a model loads): "
             f"{mem['reference_prepare_s'] * 1e3:.0f} ms.",
             "",
