@@ -356,7 +356,7 @@ def _verdict(phase: PhaseResult) -> str:
         return f"data REFUSED, no retrain: {summary}"
     if phase.retrained:
         result = (phase.retrain or {}).get("result") or {}
-        return (f"DRIFT in {'; '.join(drift.get('reasons') or []) or '?'} → retrain "
+        return (f"DRIFT: {'; '.join(drift.get('reasons') or []) or '?'} → retrain "
                 f"{result.get('outcome', '?')} (KFP run {result.get('kfp_run_name')})")
     if phase.skipped_reason:
         return f"retrain skipped: {phase.skipped_reason}"

@@ -92,6 +92,7 @@ def test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds(
     assert len(live.kfp_runs()) == 1
 
 
+@pytest.mark.full
 @pytest.mark.postgres
 def test_airflow_metadata_on_postgresql(shared_live: Live, monkeypatch: pytest.MonkeyPatch,
                                         tmp_path: Path, pg_database: str) -> None:
@@ -111,6 +112,7 @@ def test_airflow_metadata_on_postgresql(shared_live: Live, monkeypatch: pytest.M
     assert not (tmp_path / "home" / "airflow.db").exists()
 
 
+@pytest.mark.full
 def test_setup_local_airflow_is_all_a_fresh_process_needs(shared_live: Live,
                                                           tmp_path: Path) -> None:
     """The demo's entry point: a fresh interpreter, setup_local_airflow(), run_drift_monitor()."""
