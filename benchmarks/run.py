@@ -95,6 +95,7 @@ def render() -> str:
         mem, e2e, evid = drift["in_memory"], drift.get("end_to_end"), drift.get("evidently")
         lines += [
             "## Drift: 10,000-row window x 50 features against a 100,000-row reference", "",
+            "`python -m benchmarks.run --only drift` (part of `make bench`).", "",
             "Same in-memory arrays for everyone (standard normal; 5 window features shifted "
             "by 0.1-0.5 sd), one process on CPU 1, medians of alternating runs.", "",
             "| computation | time |", "|---|---:|",
