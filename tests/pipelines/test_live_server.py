@@ -157,9 +157,18 @@ def _drift_retrain_promotes(loop: LocalLoop, server: Server) -> tuple[tuple[str,
     return params, summary
 
 
-def test_drift_retrain_serves_new_champion_and_a_broken_version_rolls_back(
+def test_drift_retrain_serves_the_new_champion(loop: LocalLoop, server: Server) -> None:
+    _drift_retrain_promotes(loop, server)
+
+
+@pytest.mark.full
+def test_a_version_the_server_cannot_load_rolls_back_to_the_served_champion(
     loop: LocalLoop, server: Server, tmp_path: Path,
 ) -> None:
+    """The whole-run form (make test-full: two KFP runs) of what make test checks by step:
+    the server's 422 on a version it cannot load (tests/serving/test_admin_reload.py), the
+    deployer naming it (tests/unit/test_deploy.py) and the aliases put back
+    (tests/pipelines/test_steps.py)."""
     params, _ = _drift_retrain_promotes(loop, server)
     start, end = (p.partition("=")[2] for p in params[1:3])
 

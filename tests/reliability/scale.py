@@ -36,7 +36,7 @@ class Scale:
 
 SMALL = Scale("small", fuzz_examples=15, fuzz_min_cases=100, rollout_requests=2_000,
               rollout_connections=32, rollout_reloads=3, crash_load_s=2.5,
-              crash_connections=16, outage_rows=600, replica_labels=2_000,
+              crash_connections=16, outage_rows=600, replica_labels=1_000,
               pushback_rows=200_000)
 FULL = Scale("full", fuzz_examples=135, fuzz_min_cases=1_000, rollout_requests=10_000,
              rollout_connections=32, rollout_reloads=5, crash_load_s=6.0,

@@ -33,7 +33,7 @@ from tests.reliability.server import ServerProcess, server_env
 
 pytestmark = pytest.mark.slow
 
-#: Predictions per phase: 5,000 in ``make reliability``, 2,000 in ``make test``.
+#: Predictions per phase: 5,000 in ``make reliability``, 1,000 in ``make test``.
 PREDICTIONS = SCALE.replica_labels
 CLIENTS = 4
 STALL_S = 10.0
