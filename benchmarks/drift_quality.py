@@ -39,6 +39,7 @@ from benchmarks.common import REPO, machine
 from benchmarks.drift_streams import (
     CATEGORICAL,
     FEATURES,
+    NULLABLE,
     NUMERIC,
     STREAMS,
     WINDOWS,
@@ -67,7 +68,8 @@ def run_driftloop() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     detectors = {}
     for name, (num, cat) in VARIANTS.items():
         tests = {**{f: num for f in NUMERIC if num}, **{f: cat for f in CATEGORICAL if cat}}
-        detectors[name] = Reference.from_frame(ref, NUMERIC, CATEGORICAL, tests)
+        detectors[name] = Reference.from_frame(ref, NUMERIC, CATEGORICAL, tests,
+                                               nullable=NULLABLE)
     out = []
     for stream, size, i, frame in windows():
         numeric = frame[NUMERIC].to_numpy(np.float64)

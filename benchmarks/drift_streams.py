@@ -13,10 +13,11 @@ change has exactly its reference distribution.
 | `channel` | web 45 %, store 30 %, phone 15 %, partner 10 % |
 | `region` | six regions, 30/20/15/15/10/10 % |
 
-Each drifted stream changes only the features it lists (``STREAMS``); ``CHANGES`` documents
-every change in words, and the benchmark scores attribution against exactly those.
-Stream "rising missing rate" is not here: the server refuses a missing value today
-(see benchmarks/RESULTS.md).
+`score` and `channel` are nullable (``NULLABLE``): `score` is missing in 2 % of the rows
+everywhere (the reference too), `channel` nowhere, except where a stream changes that.
+
+Each drifted stream changes only the features it lists (``STREAMS``); each ``Change``
+documents its change in words, and the benchmark scores attribution against exactly those.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import pandas as pd
 NUMERIC = ["amount", "duration", "score", "age", "visits"]
 CATEGORICAL = ["channel", "region"]
 FEATURES = NUMERIC + CATEGORICAL
+NULLABLE = ["score", "channel"]
+#: The share of rows whose `score` is missing, in the reference and every stream.
+SCORE_MISSING = 0.02
 CHANNELS = ["web", "store", "phone", "partner"]
 REGIONS = ["north", "south", "east", "west", "centre", "islands"]
 
@@ -50,7 +54,7 @@ def _set(column: str, fn: Callable[[pd.DataFrame, np.random.Generator], np.ndarr
 
 def sample(rows: int, rng: np.random.Generator) -> pd.DataFrame:
     """Drift-free rows: the reference's distribution."""
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "amount": rng.normal(50, 10, rows),
         "duration": rng.lognormal(3, 0.5, rows),
         "score": rng.uniform(0, 100, rows),
@@ -59,6 +63,9 @@ def sample(rows: int, rng: np.random.Generator) -> pd.DataFrame:
         "channel": rng.choice(CHANNELS, rows, p=[0.45, 0.30, 0.15, 0.10]),
         "region": rng.choice(REGIONS, rows, p=[0.30, 0.20, 0.15, 0.15, 0.10, 0.10]),
     })
+    frame["channel"] = frame["channel"].astype(object)
+    frame.loc[rng.random(rows) < SCORE_MISSING, "score"] = np.nan
+    return frame
 
 
 def _mean_shift(sd_units: float) -> Callable:
@@ -89,6 +96,16 @@ def _new_region(share: float) -> Callable:
     return apply
 
 
+def _missing(column: str, share: float) -> Callable:
+    """``share`` of the rows lose ``column`` (NaN, or None for a categorical); with the
+    rows already missing it, about ``share`` more than before."""
+    def apply(f: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+        out = f[column].to_numpy().copy()
+        out[rng.random(len(out)) < share] = np.nan if column in NUMERIC else None
+        return out
+    return apply
+
+
 def _age_older(f: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(rng.normal(46, 12, len(f))), 18, 90)
 
@@ -113,6 +130,11 @@ STREAMS: dict[str, list[Change]] = {
                             _set("channel", _channel_mix([0.30, 0.30, 0.25, 0.15])))],
     "new category": [Change("region", "new region 'overseas' on 8 % of rows",
                             _set("region", _new_region(0.08)))],
+    "rising missing rate": [
+        Change("score", "missing 2 % -> 10 % (the values present unchanged)",
+               _set("score", _missing("score", 0.08))),
+        Change("channel", "missing 0 % -> 6 %", _set("channel", _missing("channel", 0.06))),
+    ],
     "several": [
         Change("amount", "mean +0.3 sd", _set("amount", _mean_shift(0.3))),
         Change("score", "range narrowed to [10, 90] (sd 0.8x)",
@@ -170,5 +192,5 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
     digest = hashlib.sha1(np.ascontiguousarray(frame[NUMERIC].to_numpy(np.float64)).tobytes())
     for column in CATEGORICAL:
-        digest.update("|".join(frame[column].astype(str)).encode())
+        digest.update("|".join(map(str, frame[column].tolist())).encode())
     return digest.hexdigest()[:16]

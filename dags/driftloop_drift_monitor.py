@@ -116,6 +116,8 @@ def driftloop_drift_monitor() -> None:
             part = verdict[name]
             log.info("%s drift: %s", name, part.get("description") if part.get("status") == "ok"
                      else f"no verdict ({part.get('message')})")
+        if verdict["refused"].get("rows"):  # never the alarm, never silent
+            log.warning("refused inputs: %s", verdict["refused"]["description"])
         return verdict
 
     @task

@@ -4,7 +4,7 @@ convert to ONNX, build the drift reference and the expectation suite."""
 from __future__ import annotations
 
 from driftloop.data import LoadedData, fingerprint
-from driftloop.expectations import build_suite
+from driftloop.expectations import spec_suite
 from driftloop.onnx_form import convert
 from driftloop.progress import Progress
 from driftloop.registry import Candidate
@@ -36,8 +36,7 @@ def build_candidate(
                       f"{onnx.parity.rows_checked} rows")
     else:
         progress.line(f"ONNX form not kept, serving will use sklearn: {onnx.parity.reason}")
-    suite = build_suite(features, list(spec.features.numeric), list(spec.features.categorical),
-                        name=f"{spec.name}-features")
+    suite = spec_suite(features, spec)
     return Candidate(
         spec=spec, model=result.model, labels=result.labels, metrics=result.metrics,
         reference=reference.reset_index(drop=True), suite=suite, onnx=onnx,

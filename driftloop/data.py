@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from driftloop.errors import DataError
+from driftloop.missing import MISSING_CATEGORY
 from driftloop.spec import ModelSpec
 
 #: Built-in datasets shipped with scikit-learn (offline). Names map to sklearn loaders.
@@ -73,8 +74,10 @@ class LoadedData:
 def conform(frame: pd.DataFrame, spec: ModelSpec, *, origin: str) -> LoadedData:
     """Check columns against the spec, coerce types, drop rows with missing values.
 
-    Rows with a missing feature or target are dropped: the server rejects such rows too, so
-    a model never learns from what it will never be asked.
+    Rows missing the target or a feature the spec does not list as nullable are dropped: the
+    server refuses such rows too, so a model never learns from what it will never be asked.
+    Nullable features keep their gaps: NaN for numeric ones (the model imputes them), the
+    missing category for categoricals (:mod:`driftloop.missing`).
     """
     missing = [c for c in [*spec.feature_names, spec.target] if c not in frame.columns]
     if missing:
@@ -95,10 +98,17 @@ def conform(frame: pd.DataFrame, spec: ModelSpec, *, origin: str) -> LoadedData:
         out[col] = coerced.astype("float64")
     for col in [*spec.features.categorical, spec.target]:
         out[col] = out[col].astype("string").astype(object)
+        # The missing category (a frame conformed before, or read back from the log) is
+        # missing: conforming twice changes nothing.
+        out[col] = out[col].mask(out[col].isin([MISSING_CATEGORY]), None)
     before = len(out)
-    out = out.dropna().reset_index(drop=True)
+    out = out.dropna(subset=[*spec.required_features, spec.target]).reset_index(drop=True)
+    for col in spec.features.categorical:
+        if col in spec.features.nullable:  # missing is a category the model learns
+            out[col] = out[col].where(out[col].notna(), MISSING_CATEGORY)
     if out.empty:
-        raise DataError(f"{origin}: no complete rows (every row misses a feature or the target)")
+        raise DataError(f"{origin}: no complete rows (every row misses the target or a feature "
+                        "that features.nullable does not list)")
     if out[spec.target].nunique() < 2:
         raise DataError(f"{origin}: target {spec.target!r} has fewer than two classes")
     return LoadedData(frame=out, rows_read=before, rows_dropped_missing=before - len(out))

@@ -40,7 +40,7 @@ def training_frame(frame: pd.DataFrame, spec: ModelSpec) -> tuple[LoadedData, pd
     missing = [c for c in [*columns, ORIGIN_COLUMN] if c not in frame.columns]
     if missing:
         raise DataError(f"retrain dataset lacks columns {', '.join(map(repr, missing))}")
-    complete = frame[columns].notna().all(axis=1).to_numpy()
+    complete = frame[[*spec.required_features, spec.target]].notna().all(axis=1).to_numpy()
     kept = frame.loc[complete].reset_index(drop=True)
     loaded = conform(kept, spec, origin="retrain dataset")
     origin = kept[ORIGIN_COLUMN].astype(str)

@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from driftloop.missing import MISSING_CATEGORY
+
 #: Numeric bounds extend this fraction of the training range beyond its min and max: one full
 #: span, so a population that grew 40 % larger still validates (it is drift, and the retrain
 #: should learn it), while a unit change (cm -> mm, x10) or a negative length does not.
@@ -39,9 +41,14 @@ def _between_bounds(series: pd.Series) -> tuple[float, float]:
 
 
 def build_suite(
-    frame: pd.DataFrame, numeric: list[str], categorical: list[str], *, name: str
+    frame: pd.DataFrame, numeric: list[str], categorical: list[str], *, name: str,
+    nullable: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A suite (as GE's JSON dict) describing the features of ``frame``."""
+    """A suite (as GE's JSON dict) describing the features of ``frame``.
+
+    A feature the spec does not list as nullable must never be null (the server refuses such
+    rows, so a null here is breakage). A nullable one has no null expectation: how often it
+    is missing is a drift question (the missing rate), not validity."""
     expectations: list[dict[str, Any]] = [
         {
             "type": "expect_table_columns_to_match_set",
@@ -50,10 +57,13 @@ def build_suite(
         }
     ]
     for col in [*numeric, *categorical]:
+        if col in nullable:
+            continue
         expectations.append({
             "type": "expect_column_values_to_not_be_null",
-            "kwargs": {"column": col, "mostly": 0.99},
-            "meta": {"why": "the model cannot score rows with missing features"},
+            "kwargs": {"column": col},
+            "meta": {"why": "not in the spec's features.nullable: the server refuses rows "
+                            "without it, and the model never learned to do without"},
         })
     for col in numeric:
         low, high = _between_bounds(frame[col])
@@ -72,7 +82,7 @@ def build_suite(
             },
         })
     for col in categorical:
-        values = sorted(map(str, frame[col].dropna().unique()))
+        values = sorted({*map(str, frame[col].dropna().unique())} - {MISSING_CATEGORY})
         expectations.append({
             "type": "expect_column_values_to_be_in_set",
             "kwargs": {"column": col, "value_set": values, "mostly": MOSTLY},
@@ -80,6 +90,13 @@ def build_suite(
         })
     return {"name": name, "expectations": expectations,
             "meta": {"generated_by": "driftloop", "training_rows": len(frame)}}
+
+
+def spec_suite(frame: pd.DataFrame, spec: Any) -> dict[str, Any]:
+    """The suite of a model spec's features (``spec``: a :class:`driftloop.spec.ModelSpec`)."""
+    return build_suite(frame[spec.feature_names], list(spec.features.numeric),
+                       list(spec.features.categorical), name=f"{spec.name}-features",
+                       nullable=list(spec.features.nullable))
 
 
 @dataclass
@@ -149,6 +166,15 @@ def validate(frame: pd.DataFrame, suite: dict[str, Any]) -> ValidationReport:
     if frame.empty:
         return ValidationReport(False, 0, 0, [Failure("expect_table_row_count_to_be_positive",
                                                       None, None, None, observed=0)])
+    # Missing categoricals are null to Great Expectations, as on the wire; a numeric column
+    # that is null in every row (a nullable feature upstream stopped sending) reads as
+    # object from JSON: it is still a numeric column, with no values.
+    frame = frame.replace({MISSING_CATEGORY: None})
+    for item in suite.get("expectations", []):
+        column = item.get("kwargs", {}).get("column")
+        if (item.get("type") == "expect_column_values_to_be_in_type_list"
+                and column in frame.columns and frame[column].isna().all()):
+            frame[column] = frame[column].astype("float64")
     context = gx.get_context(mode="ephemeral")
     gx_suite = gx.ExpectationSuite(**{k: v for k, v in suite.items() if k != "id"})
     batch = (

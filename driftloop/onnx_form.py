@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftloop.missing import MISSING_CATEGORY
 from driftloop.spec import ModelSpec
 
 PARITY_TOLERANCE = 1e-5
@@ -75,11 +76,14 @@ def split_frame(spec: ModelSpec, frame: pd.DataFrame) -> tuple[np.ndarray, np.nd
 
 
 def parity_rows(spec: ModelSpec, reference: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """Random rows in and around the training ranges, with seen and unseen categories."""
+    """Random rows in and around the training ranges, with seen and unseen categories and,
+    in nullable features, missing values."""
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {}
     for col in spec.features.numeric:
         lo, hi = float(reference[col].min()), float(reference[col].max())
+        if lo != lo:  # a column with no value at all
+            lo, hi = 0.0, 1.0
         span = (hi - lo) or 1.0
         # Round to the data's precision half the time: real inputs sit on tree thresholds'
         # neighbours (e.g. 2.45 between 2.4 and 2.5), which is where float32 can differ.
@@ -87,8 +91,12 @@ def parity_rows(spec: ModelSpec, reference: pd.DataFrame, n: int, seed: int) -> 
         values[: n // 2] = np.round(values[: n // 2], 1)
         out[col] = values
     for col in spec.features.categorical:
-        seen = sorted(map(str, reference[col].unique()))
-        out[col] = rng.choice([*seen, UNKNOWN_CATEGORY], n)
+        seen = sorted({*map(str, reference[col].unique())} - {MISSING_CATEGORY})
+        out[col] = rng.choice([*seen, UNKNOWN_CATEGORY], n).astype(object)
+    # Nullable features are missing in a fifth of the rows: the imputer must agree too.
+    for col in spec.features.nullable:
+        gaps = rng.random(n) < 0.2
+        out[col][gaps] = np.nan if col in spec.features.numeric else MISSING_CATEGORY
     return pd.DataFrame(out, columns=spec.feature_names)
 
 

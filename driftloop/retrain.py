@@ -285,16 +285,14 @@ def champion_suite(ctx: Context) -> tuple[dict[str, Any], list[str], str]:
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from driftloop.expectations import build_suite
+    from driftloop.expectations import spec_suite
     from driftloop.registry import ARTIFACT_DIR
 
     client = connect(ctx.settings)
     champion = alias_version(client, ctx.name, ALIAS_CHAMPION)
     if champion is None:
         source = load_training_data(ctx.spec).frame
-        suite = build_suite(source[ctx.spec.feature_names], list(ctx.spec.features.numeric),
-                            list(ctx.spec.features.categorical),
-                            name=f"{ctx.spec.name}-features")
+        suite = spec_suite(source, ctx.spec)
         labels = sorted(map(str, source[ctx.spec.target].unique()))
         return suite, labels, "built from the spec's source data (no champion yet)"
     base = f"runs:/{champion.run_id}/{ARTIFACT_DIR}"
@@ -333,7 +331,8 @@ def schema_checks(frame: pd.DataFrame, spec: ModelSpec, labels: list[str]) -> li
         f"{len(unknown)} production rows carry labels the model does not know: "
         f"{sorted(unknown.unique())[:5]} (known: {labels})" if len(unknown)
         else f"labels within {labels}"))
-    complete = frame[[*spec.feature_names, spec.target]].dropna()
+    complete = frame[[*spec.feature_names, spec.target]].dropna(
+        subset=[*spec.required_features, spec.target])
     classes = complete[spec.target].nunique()
     enough = len(complete) >= MIN_ROWS and classes >= 2
     checks.append(Check("enough rows", enough,
@@ -466,7 +465,7 @@ def drift_report(ctx: Context, reference: pd.DataFrame | None,
     if reference is None or reference.empty or fresh.empty:
         return None
     numeric, categorical = list(ctx.spec.features.numeric), list(ctx.spec.features.categorical)
-    rows = fresh[[*numeric, *categorical]].dropna()
+    rows = fresh[[*numeric, *categorical]].dropna(subset=ctx.spec.required_features)
     result = evaluate_frames(reference, rows, numeric, categorical,
                              Thresholds.from_settings(ctx.settings), ctx.spec.drift.tests)
     return {**result.as_dict(), "rows": result.rows, "reference_rows": result.reference_rows}

@@ -45,6 +45,12 @@ class DataSpec(_Strict):
 class FeaturesSpec(_Strict):
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
+    nullable: list[str] = Field(
+        default_factory=list,
+        description="Features that may be missing (JSON null). The model imputes them (the "
+        "training median, or a 'missing' category) and the drift answer tracks their missing "
+        "rate. Any other feature sent as null is refused with a 422, and the refusal is "
+        "counted per feature in the drift answer.")
 
     @model_validator(mode="after")
     def _distinct(self) -> FeaturesSpec:
@@ -54,6 +60,12 @@ class FeaturesSpec(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"features listed more than once: {', '.join(dupes)}")
+        unknown = [n for n in self.nullable if n not in names]
+        if unknown:
+            raise ValueError(f"features.nullable names unknown feature(s) "
+                             f"{', '.join(unknown)} (features: {', '.join(names)})")
+        if len(set(self.nullable)) != len(self.nullable):
+            raise ValueError("features.nullable lists a feature more than once")
         return self
 
 
@@ -90,10 +102,10 @@ class DriftSpec(_Strict):
 
     tests: dict[str, str] = Field(
         default_factory=dict,
-        description="Per feature, the drift test by its registered name: `ks` or `cvm` "
-        "(Cramér-von Mises: more sensitive to spread and shape) for numeric features, `chi2` "
-        "or `jensen_shannon` for categoricals. Features not named get the default (ks, chi2: "
-        "the best on `make bench-drift`).")
+        description="Per feature, the drift test by its registered name: `anderson` "
+        "(Anderson-Darling k-sample), `cvm` (Cramér-von Mises) or `ks` for numeric features, "
+        "`chi2` or `jensen_shannon` for categoricals. Features not named get the default "
+        "(anderson, chi2: the best on `make bench-drift`).")
 
 
 class PreprocessingSpec(_Strict):
@@ -129,6 +141,11 @@ class ModelSpec(_Strict):
     def feature_names(self) -> list[str]:
         """Numeric features first, then categoricals: the column order everywhere."""
         return [*self.features.numeric, *self.features.categorical]
+
+    @property
+    def required_features(self) -> list[str]:
+        """The features that may not be missing (all but ``features.nullable``)."""
+        return [n for n in self.feature_names if n not in self.features.nullable]
 
     def data_path(self) -> Path | None:
         """The resolved data file, or None for a built-in dataset."""

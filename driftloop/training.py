@@ -31,9 +31,15 @@ def import_estimator(spec: ModelSpec) -> type:
 
 def build_pipeline(spec: ModelSpec) -> Any:
     """Numeric features passed through (or scaled), categoricals one-hot encoded with unknown
-    categories ignored, then the spec's estimator."""
+    categories ignored, then the spec's estimator.
+
+    Nullable numeric features first get the training median where they are missing (ONNX
+    has the same imputer, so both forms agree); a nullable categorical's missing value is a
+    category of its own (:mod:`driftloop.missing`) and needs no step.
+    """
     from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     cls = import_estimator(spec)
@@ -43,9 +49,16 @@ def build_pipeline(spec: ModelSpec) -> Any:
         raise SpecError(f"estimator {spec.estimator.class_path!r} rejects its params: {exc}") \
             from None
     transformers: list[tuple[str, Any, list[str]]] = []
-    if spec.features.numeric:
+    nullable = set(spec.features.nullable)
+    dense = [c for c in spec.features.numeric if c not in nullable]
+    gappy = [c for c in spec.features.numeric if c in nullable]
+    if dense:
         numeric = StandardScaler() if spec.preprocessing.scale_numeric else "passthrough"
-        transformers.append(("numeric", numeric, list(spec.features.numeric)))
+        transformers.append(("numeric", numeric, dense))
+    if gappy:
+        imputed = SimpleImputer(strategy="median", keep_empty_features=True)
+        steps = [imputed, StandardScaler()] if spec.preprocessing.scale_numeric else [imputed]
+        transformers.append(("numeric_nullable", make_pipeline(*steps), gappy))
     if spec.features.categorical:
         encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
         transformers.append(("categorical", encoder, list(spec.features.categorical)))

@@ -21,7 +21,8 @@ def drift_verdict(report: dict[str, Any], *, p_value: float | None = None,
 
     A feature drifts when its corrected p-value is under ``p_value`` and one of its effects
     passes the alarm's floor (``min_effect`` for the share of rows moved; the report's
-    Wasserstein and unseen-category floors) — the server's rule (``driftloop.drift``). The
+    Wasserstein and unseen-category floors), or its missing rate moved by the unseen floor
+    with a corrected p-value under ``p_value`` — the server's rule (``driftloop.drift``). The
     corrected p-values do not depend on the level (Bonferroni and Benjamini-Hochberg alike),
     so re-deciding with another level is exact. ``act_on`` names which drift answers move the
     run: ``features`` (the inputs), ``prediction`` (the predicted classes), ``label`` (the
@@ -37,11 +38,16 @@ def drift_verdict(report: dict[str, Any], *, p_value: float | None = None,
     if (p_value is not None or min_effect is not None) and report.get("status") == "ok":
         p = float(p_value if p_value is not None else thresholds["p_value"])
         effect = float(min_effect if min_effect is not None else thresholds["min_effect"])
+        alarm_rate = thresholds.get("unseen_alarm", 2.0)
         for f in features:
-            f["drifted"] = bool(f["p_value_adjusted"] < p and (
+            values = f["p_value_adjusted"] < p and (
                 f["effect_size"] >= effect
-                or (f.get("unseen_rate") or 0.0) >= thresholds.get("unseen_alarm", 2.0)
-                or (f.get("shift_sd") or 0.0) >= thresholds.get("min_shift_sd", float("inf"))))
+                or (f.get("unseen_rate") or 0.0) >= alarm_rate
+                or (f.get("shift_sd") or 0.0) >= thresholds.get("min_shift_sd", float("inf")))
+            missing = (f.get("missing_p_value_adjusted") is not None
+                       and f["missing_p_value_adjusted"] < p
+                       and abs(f["missing_rate"] - f["reference_missing_rate"]) >= alarm_rate)
+            f["drifted"] = bool(values or missing)
         drifted = [f["feature"] for f in features if f["drifted"]]
         dataset_drift = bool(drifted)
         thresholds.update({"p_value": p, "min_effect": effect, "overridden": True})
@@ -66,13 +72,17 @@ def drift_verdict(report: dict[str, Any], *, p_value: float | None = None,
                      "description": c.get("description")} for c in report.get("changes") or []],
         "prediction": outputs["prediction"],
         "label": outputs["label"],
+        "refused": {k: (report.get("refused") or {}).get(k)
+                    for k in ("rows", "rate", "description")},
+        "message": report.get("message"),
         "rows": window.get("rows"),
         "window": window,
         "thresholds": thresholds,
         "model": report.get("model"),
         "features": [{k: f.get(k) for k in ("feature", "test", "statistic", "p_value_adjusted",
                                             "effect_size", "shift_sd", "unseen_rate",
-                                            "drifted", "changed", "description")}
+                                            "missing_rate", "refused_rate", "drifted",
+                                            "changed", "description")}
                      for f in features],
     }
 
@@ -113,16 +123,19 @@ def decide(verdict: dict[str, Any], rows_check: dict[str, Any] | None,
     valid = bool(validation and validation.get("validated") and validation.get("success"))
     if force:
         return SUBMIT, "forced by the run's `force` param"
+    refused = (verdict.get("refused") or {})
+    refused_text = f"; {refused['description']}" if refused.get("rows") else ""
     if insufficient:
         return NO_RETRAIN, (f"insufficient data: {verdict.get('rows')} rows in the window "
-                            f"(status {verdict.get('status')!r}); nothing to decide")
+                            f"(status {verdict.get('status')!r}); nothing to decide"
+                            f"{refused_text}")
     acting = verdict.get("drift", verdict.get("dataset_drift"))
     if not acting:
         said = "no drift: " + _thresholds_text(verdict)
         moved = changes_text(verdict)
         if moved:
             said += f"; changed: {moved}"
-        return NO_RETRAIN, said
+        return NO_RETRAIN, said + refused_text
     if not valid:
         return NO_RETRAIN, "drift, but the window was not validated; no retrain"
     reasons = verdict.get("reasons") or [

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from driftloop.missing import MISSING_CATEGORY
+from driftloop.predlog import RefusalReason
 from serving.served import ServedModel
 
 #: ONNX models compute in float32: larger magnitudes would become infinities.
@@ -17,11 +19,19 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class InputError(Exception):
-    """Bad input; ``status`` is the HTTP status (422, or 413 for an oversized batch)."""
+    """Bad input; ``status`` is the HTTP status (422, or 413 for an oversized batch).
 
-    def __init__(self, message: str, status: int = 422) -> None:
+    A bad feature value also names the ``feature`` and the ``reason`` (one of
+    :data:`driftloop.predlog.REFUSAL_REASONS`): such refusals are counted per feature in
+    the log, and the drift answer reports their rate.
+    """
+
+    def __init__(self, message: str, status: int = 422, *, feature: str | None = None,
+                 reason: RefusalReason | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.feature = feature
+        self.reason = reason
 
 
 def _describe(value: Any) -> str:
@@ -89,10 +99,15 @@ def to_arrays(model: ServedModel, form: str, rows: list) -> tuple[np.ndarray, np
             return array, _EMPTY[len(table)]
     _check_rows(model, form, table)
     k = len(model.numeric)
+    # None becomes NaN in a float array: the model's imputer fills it (nullable features
+    # only; _check_rows refused any other null).
     if not model.categorical:
         return np.array(table, dtype=np.float64), _EMPTY[len(table)]
     numeric = np.array([row[:k] for row in table], dtype=np.float64).reshape(len(table), k)
     categorical = np.array([row[k:] for row in table], dtype=object)
+    for j in model.nullable_categorical:
+        column = categorical[:, j]
+        column[[v is None for v in column]] = MISSING_CATEGORY
     return numeric, categorical
 
 
@@ -100,20 +115,29 @@ def _check_rows(model: ServedModel, form: str, table: list[list[Any]]) -> None:
     """Raise :class:`InputError` naming the first bad value (row and feature)."""
     k = len(model.numeric)
     names = model.feature_names
+    nullable = model.nullable
     label = "record" if form == "records" else "row"
     for i, row in enumerate(table):
-        for j in range(k):
+        for j in range(len(names)):
             value = row[j]
-            if type(value) is not float and type(value) is not int:
+            if value is None:
+                if names[j] in nullable:
+                    continue
+                raise InputError(f"{label} {i}, feature '{names[j]}' is missing (null), and the "
+                                 "model's spec does not list it in features.nullable",
+                                 feature=names[j], reason="missing")
+            if j >= k:
+                if type(value) is not str:
+                    raise InputError(f"{label} {i}, feature '{names[j]}' is categorical: "
+                                     f"expected a string, got {_describe(value)}",
+                                     feature=names[j], reason="type")
+            elif type(value) is not float and type(value) is not int:
                 raise InputError(f"{label} {i}, feature '{names[j]}': expected a number, got "
-                                 f"{_describe(value)}")
-            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+                                 f"{_describe(value)}", feature=names[j], reason="type")
+            elif not math.isfinite(value) or abs(value) > FLOAT32_MAX:
                 raise InputError(f"{label} {i}, feature '{names[j]}': {value!r} is not a "
-                                 f"finite number in the model's range (|x| <= {FLOAT32_MAX:.3g})")
-        for j in range(k, len(names)):
-            if type(row[j]) is not str:
-                raise InputError(f"{label} {i}, feature '{names[j]}' is categorical: expected "
-                                 f"a string, got {_describe(row[j])}")
+                                 f"finite number in the model's range (|x| <= {FLOAT32_MAX:.3g})",
+                                 feature=names[j], reason="range")
 
 
 class _EmptyCategorical(dict):
@@ -134,7 +158,7 @@ def unknown_categories(model: ServedModel, categorical: np.ndarray) -> dict[str,
     out: dict[str, int] = {}
     for j, name in enumerate(model.categorical):
         known = model.known_categories[j]
-        unseen = sum(1 for v in categorical[:, j] if v not in known)
+        unseen = sum(1 for v in categorical[:, j] if v not in known and v != MISSING_CATEGORY)
         if unseen:
             out[name] = unseen
     return out

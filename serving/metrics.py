@@ -34,6 +34,18 @@ class Metrics:
         self.unknown_categories = Counter(
             "driftloop_unknown_categories", "Served values of categorical features that the "
             "reference never saw.", ["feature"], registry=r)
+        self.refused_values = Counter(
+            "driftloop_refused_values", "Rows /predict refused (422) for a bad value, by the "
+            "feature at fault and the reason: missing (null where features.nullable does not "
+            "allow it), type, range. Never logged; the drift answer reports their rate.",
+            ["feature", "reason"], registry=r)
+        self.drift_missing_rate = Gauge(
+            "driftloop_drift_missing_rate", "Nullable feature: the share of the last "
+            "evaluated window's rows where it was missing.", ["feature"], registry=r)
+        self.drift_refused_rate = Gauge(
+            "driftloop_drift_refused_rate", "The share of the last evaluated window's rows "
+            "(served plus refused) refused for a bad value of the feature.", ["feature"],
+            registry=r)
         self.drift_statistic = Gauge("driftloop_drift_statistic",
                                      "Per-feature test statistic of the last evaluation.",
                                      ["feature", "test"], registry=r)
@@ -134,7 +146,7 @@ class Metrics:
     def clear_drift(self) -> None:
         for gauge in (self.drift_statistic, self.drift_p_value, self.drift_p_value_adjusted,
                       self.drift_feature, self.feature_changed, self.drift_shift_sd,
-                      self.output_drift):
+                      self.output_drift, self.drift_missing_rate, self.drift_refused_rate):
             gauge.clear()
         self.dataset_drift.set(-1)
 
@@ -152,6 +164,10 @@ class Metrics:
             self.feature_changed.labels(f["feature"]).set(int(f["changed"]))
             if f.get("shift_sd") is not None:
                 self.drift_shift_sd.labels(f["feature"]).set(f["shift_sd"])
+            if f.get("missing_rate") is not None:
+                self.drift_missing_rate.labels(f["feature"]).set(f["missing_rate"])
+            if f.get("refused_rate"):
+                self.drift_refused_rate.labels(f["feature"]).set(f["refused_rate"])
         self.dataset_drift.set(int(report["dataset_drift"]))
         for output in ("prediction", "label"):
             part = report.get(output) or {}

@@ -8,7 +8,8 @@ version changes:
 
 - ``/predict``: exactly one of ``features`` (a positional row of exactly k values, each typed
   by its feature), ``instances`` (one or more such rows) or ``records`` (rows naming every
-  feature, and only those); numbers within float32 range.
+  feature, and only those); numbers within float32 range; null only for the spec's
+  nullable features.
 - ``/feedback``: either ``request_id`` + ``label`` or ``labels``; each label one of the
   model's.
 
@@ -34,9 +35,14 @@ OpenApi = Callable[[], dict[str, Any]]
 
 
 def _value_schemas(model: ServedModel) -> list[dict[str, Any]]:
+    """One schema per feature: a number in float32 range or a string, or null too for the
+    spec's nullable features (``{"anyOf": [..., {"type": "null"}]}``, OpenAPI 3.1)."""
     number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
-    return [dict(number, title=name) for name in model.numeric] + \
+    schemas = [dict(number, title=name) for name in model.numeric] + \
         [{"type": "string", "title": name} for name in model.categorical]
+    return [{"anyOf": [{k: v for k, v in schema.items() if k != "title"}, {"type": "null"}],
+             "title": schema["title"]} if schema["title"] in model.nullable else schema
+            for schema in schemas]
 
 
 def _only(name: str, schema: dict[str, Any], others: tuple[str, ...]) -> dict[str, Any]:
@@ -51,9 +57,7 @@ def _example_row(model: ServedModel) -> list[Any]:
     """A typical row: each numeric feature's reference median, each categorical's most
     frequent category."""
     ref = model.reference
-    n = ref.numeric_sorted.shape[1] if ref.numeric_sorted.size else 0
-    row: list[Any] = [round(float(ref.numeric_sorted[j, n // 2]), 4)
-                      for j in range(len(model.numeric))]
+    row: list[Any] = [None if v is None else round(v, 4) for v in ref.medians()]
     for categories, counts in ref.categories:
         row.append(str(categories[int(counts.argmax())]) if len(categories) else "")
     return row

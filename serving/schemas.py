@@ -18,8 +18,9 @@ from pydantic import (
 
 from driftloop.drift import FeatureDrift
 
-#: One feature value: a number for numeric features, a string for categorical ones.
-Value = StrictFloat | StrictStr
+#: One feature value: a number for numeric features, a string for categorical ones, null
+#: for a missing value (only features the spec lists in ``features.nullable``).
+Value = StrictFloat | StrictStr | None
 
 
 def _iso_only(value: Any) -> Any:
@@ -116,6 +117,8 @@ class ReadyResponse(BaseModel):
 class FeatureLists(BaseModel):
     numeric: list[str]
     categorical: list[str]
+    nullable: list[str] = Field(default_factory=list, description="Features that may be "
+                                "null in /predict (the spec's features.nullable).")
 
 
 class ModelInfo(BaseModel):
@@ -167,10 +170,28 @@ class Change(BaseModel):
                                    "reference standard deviations (Wasserstein).")
     unseen_rate: float | None = Field(description="Categorical: share of the window's rows "
                                       "in categories the reference never saw.")
+    missing_rate: float | None = Field(default=None, description="Nullable feature: share "
+                                       "of the window's rows where it is missing.")
+    reference_missing_rate: float | None = Field(default=None, description="Nullable "
+                                                 "feature: the same share in the reference.")
+    refused_rate: float = Field(default=0.0, description="Share of the window's rows (served "
+                                "plus refused) that /predict refused for a bad value of it.")
     p_value_adjusted: float
     drifted: bool = Field(description="Big enough for the alarm, not only a change.")
     description: str = Field(examples=["spread 0.62x the reference", "mean +1.3 sd",
-                                       "'web' 12% -> 31%", "new category 'x' at 4%"])
+                                       "'web' 12% -> 31%", "new category 'x' at 4%",
+                                       "missing 0% -> 9%"])
+
+
+class Refused(BaseModel):
+    rows: int = Field(description="Rows /predict refused (422) for a bad feature value in "
+                      "the window; they were never answered or logged.")
+    rate: float = Field(description="Their share of the window's rows, served plus refused.")
+    by_feature: dict[str, dict[str, int]] = Field(
+        description="Refused rows per feature and reason (missing, type, range); a refused "
+        "batch counts against the first bad feature.",
+        examples=[{"petal_width": {"missing": 12}}])
+    description: str
 
 
 class OutputDrift(BaseModel):
@@ -199,6 +220,10 @@ class DriftStatus(BaseModel):
         description="Per feature: test (registry name), statistic, p-value (raw and "
         "corrected), effect sizes, drifted (the alarm), changed (the attribution), "
         "description.")
+    refused: Refused | None = Field(
+        default=None, description="Rows refused for bad values in the window: reported, but "
+        "never the alarm (a retrain cannot learn from rows it never saw; alert "
+        "DriftloopRefusedInputs).")
     prediction: OutputDrift | None = Field(
         default=None, description="Predicted classes against the model's predictions on its "
         "reference.")

@@ -20,6 +20,7 @@ import numpy as np
 
 from driftloop.drift import Reference
 from driftloop.errors import DriftloopError, ModelLoadError, RegistryError
+from driftloop.missing import fill_categorical
 from driftloop.registry import ALIAS_CHAMPION, ModelBundle
 from driftloop.settings import Settings
 
@@ -57,6 +58,10 @@ class ServedModel:
     positions: dict[str, int]
     known_categories: tuple[frozenset[str], ...]
     loaded_at: datetime
+    #: Features that may be missing (the spec's ``features.nullable``), and the positions of
+    #: the categorical ones among the categoricals.
+    nullable: frozenset[str] = frozenset()
+    nullable_categorical: tuple[int, ...] = ()
     #: Category counts the window's predictions and feedback labels are tested against: the
     #: model's predictions on its reference, and its training labels (empty for versions
     #: registered before driftloop kept them).
@@ -96,7 +101,8 @@ class ServedModel:
             "aliases": list(self.bundle.aliases), "pinned": self.pinned,
             "inference_form": self.form, "tags": dict(self.bundle.tags),
             "labels": list(self.labels),
-            "features": {"numeric": list(self.numeric), "categorical": list(self.categorical)},
+            "features": {"numeric": list(self.numeric), "categorical": list(self.categorical),
+                         "nullable": sorted(self.nullable)},
             "reference_rows": self.reference.rows,
             "loaded_at": self.loaded_at.isoformat(),
         }
@@ -113,8 +119,9 @@ def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
         raise LoadFailed(f"model {bundle.name} version {bundle.version}: the drift reference "
                          f"lacks feature column(s) {', '.join(missing)}")
     try:
-        reference = Reference.from_frame(frame.dropna(subset=list(numeric)), numeric,
-                                         categorical, spec.drift.tests)
+        reference = Reference.from_frame(frame.dropna(subset=spec.required_features),
+                                         numeric, categorical, spec.drift.tests,
+                                         nullable=spec.features.nullable)
     except (ValueError, TypeError) as exc:
         raise LoadFailed(f"model {bundle.name} version {bundle.version}: the drift reference "
                          f"cannot be prepared ({exc})") from None
@@ -125,6 +132,9 @@ def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
         positions={name: i for i, name in enumerate((*numeric, *categorical))},
         known_categories=tuple(frozenset(cats) for cats, _ in reference.categories),
         loaded_at=datetime.now(UTC),
+        nullable=frozenset(spec.features.nullable),
+        nullable_categorical=tuple(j for j, name in enumerate(categorical)
+                                   if name in spec.features.nullable),
         head_json='"model": ' + json.dumps({"name": bundle.name, "version": bundle.version}),
         label_json=tuple(json.dumps(label) for label in labels),
         row_template='{"request_id": "%s", "label": %s, "probabilities": {' + ", ".join(
@@ -138,28 +148,32 @@ def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
 def _predicted_counts(served: ServedModel) -> dict[str, int]:
     """The model's predicted classes on (up to PREDICTION_REFERENCE_ROWS of) its reference:
     what its answers looked like on the data it was built from."""
-    rows = served.bundle.reference.head(PREDICTION_REFERENCE_ROWS)
-    num = rows[list(served.numeric)].to_numpy(dtype=np.float64)
-    cat = rows[list(served.categorical)].to_numpy(dtype=object).astype(str).astype(object)
-    ok = np.isfinite(num).all(axis=1)
-    proba = np.asarray(served.predict_proba(num[ok], cat[ok]), dtype=np.float64)
+    num, cat = _reference_rows(served, PREDICTION_REFERENCE_ROWS)
+    proba = np.asarray(served.predict_proba(num, cat), dtype=np.float64)
     predicted, counts = np.unique(proba.argmax(axis=1), return_counts=True)
     return {served.labels[int(i)]: int(c) for i, c in zip(predicted, counts, strict=True)}
 
 
+def _reference_rows(served: ServedModel, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` reference rows as the server feeds the model: missing values (nullable
+    features only) as NaN and the missing category, like a request's nulls."""
+    rows = served.bundle.reference.dropna(subset=served.bundle.spec.required_features).head(n)
+    num = rows[list(served.numeric)].to_numpy(dtype=np.float64)
+    cat = fill_categorical(rows[list(served.categorical)].to_numpy(dtype=object))
+    return num, cat
+
+
 def warm_up(served: ServedModel) -> None:
     """One prediction on reference rows: a model that cannot answer is never swapped in."""
-    rows = served.bundle.reference.head(WARMUP_ROWS)
-    num = rows[list(served.numeric)].to_numpy(dtype=np.float64)
-    cat = rows[list(served.categorical)].to_numpy(dtype=object).astype(str).astype(object)
+    num, cat = _reference_rows(served, WARMUP_ROWS)
     try:
         proba = np.asarray(served.predict_proba(num, cat), dtype=np.float64)
     except Exception as exc:  # ONNX Runtime and sklearn raise many types
         raise LoadFailed(f"model {served.name} version {served.version}: warm-up prediction "
                          f"failed ({type(exc).__name__}: {exc})") from None
-    if proba.shape != (len(rows), len(served.labels)) or not np.isfinite(proba).all():
+    if proba.shape != (len(num), len(served.labels)) or not np.isfinite(proba).all():
         raise LoadFailed(f"model {served.name} version {served.version}: warm-up prediction "
-                         f"returned shape {proba.shape} for {len(rows)} rows and "
+                         f"returned shape {proba.shape} for {len(num)} rows and "
                          f"{len(served.labels)} labels, or non-finite probabilities")
 
 

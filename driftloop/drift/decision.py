@@ -14,6 +14,12 @@ Benjamini-Hochberg), is under ``p_value`` **and** one of its effects (``effects`
 - a categorical's window has ``unseen_alarm`` (5 %) of rows in categories the reference never
   saw: the model's answers on them are guesses.
 
+A nullable feature also drifts when its missing rate moved by ``unseen_alarm`` (5 points),
+significantly (a chi-squared test of missing against present, corrected with the others).
+Rows ``/predict`` refused for a bad value are reported (their rate per feature, from
+``min_rate`` a change) but never raise the alarm: they were never served, so a retrain
+cannot learn from them; that is a data-quality alert (DriftloopRefusedInputs) for a person.
+
 The window drifts when any feature does; windows under ``min_rows`` (50) rows are
 ``insufficient_data``. Why both bars: a raw test at 0.05 fires on 5 % of same-distribution
 windows per feature (1 - 0.95^k for k features), and with 10^5 rows any shift, however
@@ -75,6 +81,15 @@ class Thresholds:
         """The attribution: as significant, with the lower floors."""
         return self._passes(p_adjusted, (effect, self.min_change),
                             (unseen_rate, self.min_rate), (shift_sd, self.min_shift_change_sd))
+
+    def rate_drifts(self, p_adjusted: float | None, change: float | None) -> bool:
+        """The alarm for a rate the reference also has (a nullable feature's missing rate):
+        significant, and moved by ``unseen_alarm`` (5 points) or more."""
+        return p_adjusted is not None and self._passes(p_adjusted, (change, self.unseen_alarm))
+
+    def rate_changed(self, p_adjusted: float | None, change: float | None) -> bool:
+        """The attribution for such a rate: as significant, moved by ``min_rate``."""
+        return p_adjusted is not None and self._passes(p_adjusted, (change, self.min_rate))
 
     def _passes(self, p_adjusted: float, *effects: tuple[float | None, float]) -> bool:
         return bool(p_adjusted < self.p_value

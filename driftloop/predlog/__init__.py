@@ -13,6 +13,7 @@ One concern per module:
   id whose row is not written yet);
 - :mod:`.replicas`: the servers sharing the log (heartbeats);
 - :mod:`.reports`: reports people open after the task that wrote them is gone;
+- :mod:`.refusals`: rows ``/predict`` refused, counted per feature and reason;
 - :mod:`.writer`: :class:`LogWriter`, the batching background writer and its durability
   promise.
 """
@@ -29,6 +30,7 @@ from driftloop.predlog.codec import (
     to_micros,
 )
 from driftloop.predlog.labels import FeedbackResult, LiveAccuracy
+from driftloop.predlog.refusals import REFUSAL_REASONS, RefusalReason
 from driftloop.predlog.replicas import Heartbeat, Replica, new_instance_id
 from driftloop.predlog.reports import BadReport, Report
 from driftloop.predlog.retention import PurgeResult
@@ -38,6 +40,7 @@ from driftloop.predlog.writer import LogWriter
 
 __all__ = [
     "INSERT_COLUMNS",
+    "REFUSAL_REASONS",
     "BadReport",
     "FeedbackResult",
     "Heartbeat",
@@ -45,6 +48,7 @@ __all__ = [
     "LogWriter",
     "PredictionLog",
     "PurgeResult",
+    "RefusalReason",
     "Replica",
     "Report",
     "Window",

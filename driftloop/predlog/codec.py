@@ -2,7 +2,8 @@
 
 Times are integer microseconds since the Unix epoch (exact, cheap to index, the same on both
 backends); numeric features are packed little-endian float64 (a window of 10k rows decodes
-with one ``np.frombuffer``); categoricals are a JSON list.
+with one ``np.frombuffer``; a missing value is NaN); categoricals are a JSON list (a missing
+value is null).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
+from driftloop.missing import MISSING_CATEGORY
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -109,6 +112,8 @@ def decode_categorical(texts: Sequence[str | None], m: int) -> np.ndarray:
         values = json.loads(text) if text else []
         if len(values) != m:
             raise ValueError(f"logged row has {len(values)} categorical values, expected {m}")
+        if None in values:  # logged null: the missing category in memory
+            values = [MISSING_CATEGORY if v is None else v for v in values]
         out[i, :] = values
     return out
 
@@ -134,7 +139,8 @@ def rows_for(ts: int, request_ids: Sequence[str], model_name: str, model_version
     with_cats = categorical is not None and categorical.shape[1] > 0
     out = []
     for i, rid in enumerate(request_ids):
-        cat = json.dumps([str(v) for v in categorical[i]]) if with_cats else None
+        cat = json.dumps([None if v == MISSING_CATEGORY else str(v) for v in categorical[i]]
+                         ) if with_cats else None
         out.append((ts, rid, model_name, model_version, num[i].tobytes(), cat,
                     predictions_[i], template % tuple(plist[i])))
     return out

@@ -7,7 +7,8 @@ writers for long.
 - PostgreSQL: whole day partitions whose day ended before the cutoff are detached
   (``DETACH PARTITION ... CONCURRENTLY``: inserts carry on) and dropped. A row therefore lives
   between the retention period and one day more.
-- Labels and reports older than the cutoff go in batches on both.
+- Labels and reports older than the cutoff go in batches on both (refusal counts with
+  the reports).
 
 With an archive URL, each batch (or partition) is written to Parquet first
 (:mod:`.archive`); if that fails, nothing is deleted and the error says so.
@@ -64,6 +65,8 @@ class RetentionMixin:
         with self.engine.begin() as conn:
             result.reports_deleted = conn.execute(
                 text("DELETE FROM reports WHERE ts < :c"), {"c": cutoff_us}).rowcount
+            # Refusal counts: one small row per minute and feature at most.
+            conn.execute(text("DELETE FROM refusals WHERE ts < :c"), {"c": cutoff_us})
         result.seconds = round(time.perf_counter() - started, 3)
         log.info("prediction log retention: %s", result.as_dict())
         return result

@@ -16,6 +16,11 @@
     Reports people open in a browser (the drift monitor's validation report of a window),
     by ``name``: ``content_type``, ``body``, ``ts``. Stored with the log every shape shares
     so that they outlive the task pod that wrote them (``GET /reports/<name>`` serves them).
+``refusals``
+    Rows ``/predict`` refused for a bad feature value, counted per minute, model, feature
+    and reason (``missing``, ``type``, ``range``): ``ts`` (the minute, µs), ``model_name``,
+    ``feature``, ``reason``, ``rows``. Each replica adds its own counts; readers sum them.
+    A refused row is never logged, so this is how the drift answer knows its rate.
 ``schema_migrations``
     The migrations applied to this log (``version``, ``name``, ``ts``): each runs once, in
     order, when a server or task first opens a log that lacks it.
@@ -99,6 +104,17 @@ reports = Table(
     Column("content_type", String(100), nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("ts", BigInteger, nullable=False),
+)
+
+refusals = Table(
+    "refusals", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Index("ix_refusals_model_ts", "model_name", "ts"),
 )
 
 migrations = Table(

@@ -30,6 +30,7 @@ from driftloop.predlog.codec import (
     to_micros,
 )
 from driftloop.predlog.labels import LOOKUP_CHUNK, LabelsMixin
+from driftloop.predlog.refusals import RefusalsMixin
 from driftloop.predlog.replicas import ReplicasMixin
 from driftloop.predlog.reports import ReportsMixin
 from driftloop.predlog.retention import RetentionMixin
@@ -48,7 +49,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
+class PredictionLog(LabelsMixin, RefusalsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
     """Reads and writes the log. Thread-safe (SQLAlchemy's pool); cheap to share."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:
@@ -257,8 +258,9 @@ class PredictionLog(LabelsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
             row: dict[str, Any] = {"ts": iso(ts), "request_id": rid,
                                    "model_version": version}
             values = np.frombuffer(num, dtype="<f8")
-            if len(values) == len(numeric):
-                row.update(zip(numeric, values.tolist(), strict=True))
+            if len(values) == len(numeric):  # a missing value (NaN) is null, as it came
+                row.update(zip(numeric, (None if v != v else v for v in values.tolist()),
+                               strict=True))
             cats = json.loads(cat) if cat else []
             if len(cats) == len(categorical):
                 row.update(zip(categorical, cats, strict=True))

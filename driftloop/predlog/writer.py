@@ -13,10 +13,12 @@ import logging
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, get_args
 
+from driftloop.predlog.codec import now_micros
+from driftloop.predlog.refusals import bucket
 from driftloop.predlog.store import PredictionLog
 from driftloop.settings import LogOverflow as Overflow
 
@@ -67,6 +69,9 @@ class LogWriter:
         #: Rows per second of the recent writes (an exponential average): Retry-After.
         self._rate = 0.0
         self._last_write_failed = False
+        #: Rows /predict refused for a bad value, by (minute, model, feature, reason),
+        #: waiting to be added to the log's ``refusals`` counts.
+        self._refusals: Counter[tuple[int, str, str, str]] = Counter()
         self.pending_rows = 0
         self.dropped_rows = 0
         self.refused_rows = 0
@@ -88,6 +93,29 @@ class LogWriter:
             self._on_refused(n_rows)
         self._wake.set()
         return False
+
+    def refuse(self, model_name: str, feature: str, reason: str, n_rows: int) -> None:
+        """Count ``n_rows`` refused for a bad value of ``feature`` (written with the next
+        batch: a refusal costs the request path one dictionary update)."""
+        key = (bucket(now_micros()), model_name, feature, reason)
+        with self._lock:
+            self._refusals[key] += n_rows
+
+    def _write_refusals(self) -> bool:
+        with self._lock:
+            counts, self._refusals = self._refusals, Counter()
+        if not counts:
+            return True
+        try:
+            self.log.write_refusals((*key, n) for key, n in counts.items())
+        except Exception as exc:
+            log.error("prediction log: could not write refusal counts (will retry): %s", exc)
+            with self._lock:
+                self._refusals.update(counts)
+            return False
+        with self._written_cond:
+            self._written_cond.notify_all()
+        return True
 
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the time the queue takes to drain at the
@@ -161,6 +189,8 @@ class LogWriter:
 
     def _write_pending(self) -> bool:
         """Write everything queued; False if a write failed (rows stay queued)."""
+        if not self._write_refusals():
+            return False
         while True:
             seq, batch = self._take()
             if not batch:
@@ -206,15 +236,17 @@ class LogWriter:
                 backoff = self.flush_interval
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every row submitted before this call is written."""
+        """Wait until every row submitted (and every refusal counted) before this call is
+        written."""
         with self._lock:
             target = self._submitted_seq
-        if target == 0:
+            refusals = bool(self._refusals)
+        if target == 0 and not refusals:
             return True
         self._wake.set()
         deadline = time.monotonic() + timeout
         with self._written_cond:
-            while self._written_seq < target:
+            while self._written_seq < target or (refusals and self._refusals):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -233,6 +265,10 @@ class LogWriter:
             self._write_pending()
         with self._lock:
             left = self.pending_rows
+            refusals_left = sum(self._refusals.values())
+        if refusals_left:
+            log.error("prediction log: the counts of %d refused row(s) could not be written "
+                      "at shutdown", refusals_left)
         if left:
             log.error("prediction log: %d row(s) could not be written at shutdown", left)
         return left

@@ -92,14 +92,21 @@ def evaluate(state: AppState, model: ServedModel, interval: tuple[datetime, date
                   "start": None if window.first_ts is None else from_micros(window.first_ts),
                   "end": None if window.last_ts is None else from_micros(window.last_ts)}
     thresholds = Thresholds.from_settings(s)
-    result = model.reference.evaluate(window.numeric, window.categorical, thresholds)
-    report = result.as_dict()
     if interval is not None:
         span: tuple[int, int] | None = (to_micros(interval[0]), to_micros(interval[1]))
     elif window.first_ts is not None and window.last_ts is not None:
         span = (window.first_ts, window.last_ts + 1)  # the latest rows: both ends included
     else:
         span = None
+    refused = state.log.refusal_counts(model.name, *span) if span is not None else {}
+    per_feature = {feature: sum(reasons.values()) for feature, reasons in refused.items()}
+    if window.sampled:  # the tests read an even sample: refusals scale with it
+        scale = window.rows / window.total_rows
+        per_feature = {f: round(n * scale) for f, n in per_feature.items()}
+    result = model.reference.evaluate(window.numeric, window.categorical, thresholds,
+                                      refused=per_feature)
+    report = result.as_dict()
+    report["refused"] = _refused(refused, window.total_rows)
     report.update(output_drift(state, model, span, thresholds))
     report["window"] = {**bounds, "rows": window.rows, "rows_total": window.total_rows,
                         "sampled": window.sampled}
@@ -109,7 +116,22 @@ def evaluate(state: AppState, model: ServedModel, interval: tuple[datetime, date
     if result.status == "insufficient_data":
         report["message"] = (f"{window.rows} row(s) in the window, fewer than the minimum of "
                              f"{thresholds.min_rows} (DRIFTLOOP_DRIFT_MIN_ROWS)")
+        if report["refused"]["rows"]:  # the rows that never made it say why
+            report["message"] += f"; {report['refused']['description']}"
     return report
+
+
+def _refused(counts: dict[str, dict[str, int]], served: int) -> dict[str, Any]:
+    """The window's refused rows: how many, their share of served plus refused, per feature
+    and reason, and a sentence."""
+    rows = sum(sum(reasons.values()) for reasons in counts.values())
+    rate = rows / (rows + served) if rows else 0.0
+    worst = sorted(counts.items(), key=lambda kv: -sum(kv[1].values()))
+    named = ", ".join(f"{feature} ({', '.join(f'{r} {n}' for r, n in sorted(why.items()))})"
+                      for feature, why in worst[:3])
+    description = (f"{rows} row(s) refused for bad values ({rate:.0%} of the window): {named}"
+                   if rows else "no rows refused")
+    return {"rows": rows, "rate": rate, "by_feature": counts, "description": description}
 
 
 def output_drift(state: AppState, model: ServedModel, bounds: tuple[int, int] | None,

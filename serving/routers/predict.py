@@ -104,6 +104,9 @@ async def predict_bytes(state: AppState, body: bytes) -> Answer:
                              state.settings.max_batch_rows)
         numeric, categorical = to_arrays(model, form, rows)
     except InputError as exc:
+        if exc.feature is not None and exc.reason is not None:  # counted, never silent
+            state.writer.refuse(model.name, exc.feature, exc.reason, len(rows))
+            state.metrics.refused_values.labels(exc.feature, exc.reason).inc(len(rows))
         return _error(exc.status, str(exc))
     n = len(rows)
     # Push back before any work: a client that honours the 503 loses nothing.

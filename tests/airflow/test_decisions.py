@@ -213,3 +213,47 @@ def test_no_drift_still_names_what_changed_below_the_alarm() -> None:
     assert target == decisions.NO_RETRAIN
     assert why.endswith("; changed: channel ('phone' 15% -> 21%, 'web' 45% -> 39%, below the "
                         "alarm)")
+
+
+def _gappy_report(window_missing: float, refused: dict[str, int] | None = None) -> dict:
+    """A nullable feature ``x`` missing in 2 % of the reference, ``window_missing`` of the
+    window, and the server's refused rows: the core's answer on real arrays."""
+    import numpy as np
+
+    from driftloop.drift import Reference
+
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=(10_000, 2))
+    ref[rng.random(10_000) < 0.02, 0] = np.nan
+    window = rng.normal(size=(2000, 2))
+    window[rng.random(2000) < window_missing, 0] = np.nan
+    reference = Reference.from_arrays(["x", "y"], ref, nullable=["x"])
+    report = reference.evaluate(window, refused=refused).as_dict()
+    rows = sum((refused or {}).values())
+    report["refused"] = {"rows": rows, "rate": rows / (rows + 2000),
+                         "description": f"{rows} row(s) refused for bad values "
+                                        f"({rows / (rows + 2000):.0%} of the window): y"}
+    return {**report, "window": {"rows": 2000}}
+
+
+def test_redeciding_keeps_the_missing_rate_alarm() -> None:
+    report = _gappy_report(0.12)
+    assert report["drifted_features"] == ["x"]
+    verdict = decisions.drift_verdict(report, p_value=0.01, min_effect=0.9)
+    assert verdict["drifted_features"] == ["x"] and verdict["drift"] is True
+    target, why = decisions.decide(verdict, {"enough": True}, VALID)
+    assert target == decisions.SUBMIT and why.startswith("drift in x (missing 2% -> 1")
+    # A missing rate as in the reference is no drift, however strict or loose the run.
+    calm = decisions.drift_verdict(_gappy_report(0.02), p_value=0.2, min_effect=0.01)
+    assert "x" not in calm["drifted_features"]
+
+
+def test_refused_rows_are_said_but_never_the_alarm() -> None:
+    verdict = decisions.drift_verdict(_gappy_report(0.02, refused={"y": 300}))
+    assert verdict["drift"] is False and verdict["refused"]["rows"] == 300
+    y = next(f for f in verdict["features"] if f["feature"] == "y")
+    assert y["refused_rate"] == pytest.approx(300 / 2300) and y["drifted"] is False
+    target, why = decisions.decide(verdict, {"enough": True}, VALID)
+    assert target == decisions.NO_RETRAIN
+    assert "changed: y (13% of rows refused (bad or missing value), below the alarm)" in why
+    assert why.endswith("; 300 row(s) refused for bad values (13% of the window): y")

@@ -26,7 +26,8 @@ def test_model_describes_version_lineage_form_and_features(iris: TestClient, iri
     assert {"spec_hash", "data_fingerprint", "git_commit"} <= set(body["tags"])
     assert body["labels"] == ["setosa", "versicolor", "virginica"]
     assert body["features"] == {"numeric": ["sepal_length", "sepal_width", "petal_length",
-                                            "petal_width"], "categorical": []}
+                                            "petal_width"], "categorical": [],
+                                "nullable": []}
     assert body["reference_rows"] == 150
     datetime.fromisoformat(body["loaded_at"])
 

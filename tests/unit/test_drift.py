@@ -122,7 +122,7 @@ def test_shifted_features_drift_and_only_those() -> None:
     assert by_name["x2"].test == DEFAULT_TESTS["numeric"] and by_name["x2"].kind == "numeric"
     # The effect is the KS distance whatever the test.
     assert by_name["x2"].effect_size == pytest.approx(
-        stats.ks_2samp(reference.numeric_sorted[2], window[:, 2]).statistic, abs=1e-12)
+        stats.ks_2samp(reference.blocks[0].sorted[2], window[:, 2]).statistic, abs=1e-12)
 
 
 def test_small_window_is_insufficient_data_not_a_verdict() -> None:

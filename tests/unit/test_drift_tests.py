@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from benchmarks.drift_streams import CATEGORICAL, FEATURES, NUMERIC, changed, reference, window
+from benchmarks.drift_streams import (
+    CATEGORICAL,
+    FEATURES,
+    NULLABLE,
+    NUMERIC,
+    changed,
+    reference,
+    window,
+)
 from driftloop.drift import DEFAULT_TESTS, Reference, Thresholds, names
 from driftloop.drift.anderson import ad_p_values, ad_statistics
 from driftloop.drift.cvm import cvm_p_values, cvm_statistics
@@ -157,7 +165,7 @@ def test_a_spec_chooses_a_test_per_feature_and_bad_choices_are_refused() -> None
 def test_every_real_change_is_named_with_how_it_moved() -> None:
     """The benchmark's "several" stream at 2,000 rows: five features moved, two of them below
     the alarm's floors; all five are named, the unchanged two are not."""
-    ref = Reference.from_frame(reference(), NUMERIC, CATEGORICAL)
+    ref = Reference.from_frame(reference(), NUMERIC, CATEGORICAL, nullable=NULLABLE)
     frame = window("several", 2000, np.random.default_rng(11))
     result = ref.evaluate(frame[NUMERIC].to_numpy(float), frame[CATEGORICAL].to_numpy(object))
     by = {f.feature: f for f in result.features}
@@ -192,7 +200,7 @@ def test_a_change_under_the_alarm_is_named_but_raises_no_alarm() -> None:
 ])
 def test_each_kind_of_change_raises_the_alarm_by_its_own_effect(stream: str, feature: str,
                                                                 said: str) -> None:
-    ref = Reference.from_frame(reference(), NUMERIC, CATEGORICAL)
+    ref = Reference.from_frame(reference(), NUMERIC, CATEGORICAL, nullable=NULLABLE)
     frame = window(stream, 5000, np.random.default_rng(12))
     result = ref.evaluate(frame[NUMERIC].to_numpy(float), frame[CATEGORICAL].to_numpy(object))
     f = next(f for f in result.features if f.feature == feature)
@@ -204,7 +212,7 @@ def test_each_kind_of_change_raises_the_alarm_by_its_own_effect(stream: str, fea
 
 
 def test_drift_free_windows_raise_no_alarm_and_name_almost_nothing() -> None:
-    ref = Reference.from_frame(reference(), NUMERIC, CATEGORICAL)
+    ref = Reference.from_frame(reference(), NUMERIC, CATEGORICAL, nullable=NULLABLE)
     named = alarms = 0
     for i in range(60):
         frame = window("none-a", 500, np.random.default_rng([13, i]))
