@@ -8,31 +8,26 @@ Safety rules kept here rather than in the components:
 
 - Nothing reaches the registry before the data validated and the challenger passed or
   failed the gate; a rejected challenger is registered *unaliased*, tagged with the reason.
-- A run is identified by a *run key* (model, spec, trigger, window, Airflow run id). At most
-  one version per run key is ever promoted: a rerun with the same parameters finds it and
-  promotes nothing (it only makes sure the champion is what serves).
-- A failed deploy moves the ``champion``/``previous`` aliases back to where they were and
-  tags the version ``rolled_back``; the deployer has already left the old model serving.
+- A run is identified by a *run key* (model, spec, trigger, window, Airflow run id;
+  :mod:`driftloop.run_context`). Register and deploy are :mod:`driftloop.promotion`'s: at
+  most one version per run key is ever promoted, and a failed deploy puts the aliases back.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from driftloop import lineage
 from driftloop.data import load_training_data
-from driftloop.deploy import DeployError, DeployResult, make_deployer
 from driftloop.errors import DataError, DriftloopError, RegistryError
 from driftloop.evaluation import (
     EXTRA_COLUMNS,
@@ -45,131 +40,21 @@ from driftloop.evaluation import (
     Evaluation,
     training_frame,
 )
-from driftloop.gate import GateResult, GateThresholds
+from driftloop.gate import GateThresholds
 from driftloop.predlog.codec import masked_url
 from driftloop.progress import Progress
-from driftloop.registry import ALIAS_CHAMPION, ALIAS_PREVIOUS, alias_version, connect
-from driftloop.settings import PROJECT_ROOT, Settings
-from driftloop.spec import ModelSpec, load_spec
+from driftloop.promotion import TAG_RUN_KEY
+from driftloop.registry import ALIAS_CHAMPION, alias_version, connect
+from driftloop.run_context import Context, Lineage
+from driftloop.settings import Settings
+from driftloop.spec import ModelSpec
 
-RETRAIN_TRIGGERS = ("drift", "schedule", "manual")
 #: Printed (one JSON object) by a failing step, so ``run-local`` and the logs name the
 #: step and the cause in one line.
 FAILURE_MARKER = "DRIFTLOOP_STEP_FAILED"
 #: A retrain dataset needs at least this many complete rows.
 MIN_ROWS = 10
 PREDICTION_COLUMN = "driftloop_prediction"
-
-TAG_RUN_KEY = "run_key"
-TAG_OUTCOME = "retrain_outcome"
-TAG_KFP_RUN_NAME = "kfp_run_name"
-TAG_DEPLOY_TARGET = "deploy_target"
-TAG_DEPLOY_ERROR = "deploy_error"
-OUTCOME_PROMOTED = "promoted"
-OUTCOME_REJECTED = "rejected"
-OUTCOME_ROLLED_BACK = "rolled_back"
-
-
-# --- parameters ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Context:
-    """Settings, spec and registered model name a step works on."""
-
-    settings: Settings
-    spec: ModelSpec
-    name: str
-
-
-def resolve_spec_path(spec: str) -> Path:
-    """A spec path as given, else relative to the project root (images run elsewhere)."""
-    path = Path(spec).expanduser()
-    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
-        return PROJECT_ROOT / path
-    return path
-
-
-def context(model_name: str = "", spec: str = "") -> Context:
-    """``spec`` (a YAML path) or DRIFTLOOP_SPEC_PATH; ``model_name`` or the usual default."""
-    overrides: dict[str, Any] = {"spec_path": resolve_spec_path(spec)} if spec else {}
-    settings = Settings(**overrides)
-    loaded = load_spec(settings.spec_path)
-    return Context(settings, loaded, model_name or settings.model_name or loaded.name)
-
-
-def _parse_instant(value: str, what: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise DataError(f"{what} {value!r} is not an ISO-8601 date-time "
-                        "(e.g. 2026-01-31T13:00:00Z)") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def parse_window(start: str, end: str) -> tuple[datetime | None, datetime | None]:
-    """``[start, end)`` in UTC; both empty means "no production rows" (source data only)."""
-    if not start and not end:
-        return None, None
-    if not start or not end:
-        raise DataError("give both window_start and window_end, or neither "
-                        f"(got start={start!r}, end={end!r})")
-    begin, finish = _parse_instant(start, "window_start"), _parse_instant(end, "window_end")
-    if begin >= finish:
-        raise DataError(f"window_start {begin.isoformat()} is not before window_end "
-                        f"{finish.isoformat()}")
-    return begin, finish
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """Why and from where a retrain runs; tagged on its MLflow run and version."""
-
-    trigger: str
-    window_start: str = ""
-    window_end: str = ""
-    airflow_run_id: str = ""
-    kfp_run_id: str = ""
-    kfp_run_name: str = ""
-
-    def __post_init__(self) -> None:
-        if self.trigger not in RETRAIN_TRIGGERS:
-            raise DriftloopError(f"trigger must be one of {', '.join(RETRAIN_TRIGGERS)}, "
-                                 f"got {self.trigger!r}")
-        start, end = parse_window(self.window_start, self.window_end)
-        # Normalised, so '...Z' and '...+00:00' name the same window (and run key).
-        object.__setattr__(self, "window_start", start.isoformat() if start else "")
-        object.__setattr__(self, "window_end", end.isoformat() if end else "")
-
-    @property
-    def window(self) -> tuple[datetime | None, datetime | None]:
-        return parse_window(self.window_start, self.window_end)
-
-    def tags(self) -> dict[str, str]:
-        return {
-            lineage.TAG_TRIGGER: self.trigger,
-            lineage.TAG_WINDOW_START: self.window_start,
-            lineage.TAG_WINDOW_END: self.window_end,
-            lineage.TAG_AIRFLOW_RUN_ID: self.airflow_run_id,
-            lineage.TAG_KFP_RUN_ID: self.kfp_run_id,
-            TAG_KFP_RUN_NAME: self.kfp_run_name,
-        }
-
-    def run_key(self, ctx: Context) -> str:
-        """Identity of a retrain request: same parameters, same key (KFP ids excluded)."""
-        payload = json.dumps({
-            "model": ctx.name, "spec": ctx.spec.content_hash(), "trigger": self.trigger,
-            "window": [self.window_start, self.window_end], "airflow": self.airflow_run_id,
-        }, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def check_deploy_target(target: str) -> None:
-    from driftloop.deploy import DEPLOY_TARGETS
-
-    if target not in DEPLOY_TARGETS:
-        raise DeployError(f"unknown deploy target {target!r} (choose one of: "
-                          f"{', '.join(DEPLOY_TARGETS)})")
 
 
 @contextmanager
@@ -571,212 +456,5 @@ def evaluation_report(
     return page(f"Retrain evaluation: {ctx.name}", "".join(body))
 
 
-# --- register -----------------------------------------------------------------------------
 
 
-@dataclass
-class RegisterOutcome:
-    version: str
-    #: This run moved the champion alias.
-    promoted: bool
-    #: The version to deploy ("" when there is nothing to deploy).
-    deploy_version: str
-    old_champion: str
-    old_previous: str
-    note: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def versions_with_run_key(client: Any, name: str, key: str) -> list[Any]:
-    """Versions of ``name`` tagged with ``key``, newest first.
-
-    Not guarded: if the registry cannot answer, promoting could not be made idempotent, so
-    the step fails instead.
-    """
-    found = client.search_model_versions(f"name = '{name}' and tags.{TAG_RUN_KEY} = '{key}'")
-    return sorted(found, key=lambda mv: int(mv.version), reverse=True)
-
-
-def _run_metadata(run_id: str) -> dict[str, Any]:
-    import mlflow.artifacts
-
-    from driftloop.registry import ARTIFACT_DIR
-
-    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{ARTIFACT_DIR}/metadata.json")
-
-
-def _version_tags(ctx: Context, lin: Lineage, run_id: str, gate: GateResult,
-                  outcome: str) -> dict[str, str]:
-    from driftloop.retrain_report import version_tags as report_tags
-
-    meta = _run_metadata(run_id)
-    return {
-        **report_tags(connect(ctx.settings), run_id),
-        **lin.tags(),
-        lineage.TAG_SPEC_HASH: str(meta.get("spec_hash", ctx.spec.content_hash())),
-        lineage.TAG_DATA_FINGERPRINT: str(meta.get("data_fingerprint", "")),
-        lineage.TAG_GIT_COMMIT: lineage.git_commit(),
-        lineage.TAG_INFERENCE_FORM: str(meta.get("inference_form", "unknown")),
-        **gate.tags(),
-        TAG_RUN_KEY: lin.run_key(ctx),
-        TAG_OUTCOME: outcome,
-    }
-
-
-def _alias(client: Any, name: str, alias: str) -> str:
-    mv = alias_version(client, name, alias)
-    return "" if mv is None else str(mv.version)
-
-
-def register(
-    ctx: Context, lin: Lineage, run_id: str, model_uri: str, gate: GateResult, *,
-    promote: bool,
-) -> RegisterOutcome:
-    """Register the challenger; promote it (``promote``) or record its rejection.
-
-    Idempotent per run key: if an earlier run with the same key promoted a version, nothing
-    is registered or moved again; if it recorded one (either way) and this run rejects,
-    nothing new is registered.
-    """
-    from driftloop.registry import promote as move_aliases
-    from driftloop.registry import register_version, set_version_tags
-
-    client = connect(ctx.settings)
-    key = lin.run_key(ctx)
-    old_champion = _alias(client, ctx.name, ALIAS_CHAMPION)
-    old_previous = _alias(client, ctx.name, ALIAS_PREVIOUS)
-    earlier = versions_with_run_key(client, ctx.name, key)
-    promoted_before = [mv for mv in earlier if mv.tags.get(TAG_OUTCOME) == OUTCOME_PROMOTED]
-    if promoted_before:
-        version = str(promoted_before[0].version)
-        still = version == old_champion
-        return RegisterOutcome(
-            version, False, version if still and promote else "", old_champion, old_previous,
-            f"run key {key} was already promoted as v{version}" +
-            (" (still champion: making sure it serves)" if still else
-             f"; the champion has since moved to v{old_champion or 'none'}: left alone"),
-        )
-    if not promote and earlier:
-        version = str(earlier[0].version)
-        return RegisterOutcome(version, False, "", old_champion, old_previous,
-                               f"run key {key} already recorded as v{version} "
-                               f"({earlier[0].tags.get(TAG_OUTCOME, '?')}); nothing new")
-    # Tagged "promoted" before the alias moves: should this process die in between, a
-    # rerun will not promote a second version (the champion then simply stays the old one).
-    outcome = OUTCOME_PROMOTED if promote else OUTCOME_REJECTED
-    version = register_version(client, ctx.name, run_id, model_uri,
-                               _version_tags(ctx, lin, run_id, gate, outcome))
-    if not promote:
-        return RegisterOutcome(version, False, "", old_champion, old_previous,
-                               f"v{version} registered without alias: {gate.reason}")
-    try:
-        move_aliases(client, ctx.name, version)
-    except Exception as exc:
-        restore_aliases(client, ctx.name, version, old_champion, old_previous)
-        set_version_tags(client, ctx.name, version, {TAG_OUTCOME: OUTCOME_ROLLED_BACK})
-        raise RegistryError(f"moving the champion alias to v{version} failed ({exc}); "
-                            "aliases restored") from None
-    return RegisterOutcome(version, True, version, old_champion, old_previous,
-                           f"v{version} is champion (previous: v{old_champion or 'none'})")
-
-
-def restore_aliases(client: Any, name: str, failed: str, old_champion: str,
-                    old_previous: str) -> str:
-    """Point ``champion`` and ``previous`` back to where they were before ``failed`` was
-    promoted — unless someone else has moved ``champion`` since (then leave it alone)."""
-    current = _alias(client, name, ALIAS_CHAMPION)
-    if current != failed:
-        return (f"champion alias points at v{current or 'none'} (not v{failed}): left alone")
-    for alias, target in ((ALIAS_CHAMPION, old_champion), (ALIAS_PREVIOUS, old_previous)):
-        if target:
-            client.set_registered_model_alias(name, alias, target)
-        else:
-            client.delete_registered_model_alias(name, alias)
-    return f"champion alias restored to v{old_champion}" if old_champion else \
-        "champion alias removed (there was no champion before)"
-
-
-# --- deploy -------------------------------------------------------------------------------
-
-
-def deploy(
-    ctx: Context, target: str, version: str, *, old_champion: str, old_previous: str,
-    timeout_s: float,
-) -> DeployResult:
-    """Serve ``version`` through the target's deployer; on failure put the aliases back."""
-    from driftloop.deploy import NoDeployer
-    from driftloop.registry import set_version_tags
-
-    if not version:
-        return NoDeployer().deploy("")
-    deployer = make_deployer(target, ctx.settings, timeout_s=timeout_s)
-    try:
-        result = deployer.deploy(version)
-    except Exception as exc:
-        if version == old_champion:  # it was champion before this run: nothing to undo
-            raise DeployError(f"{exc}; v{version} was already champion: aliases unchanged") \
-                from None
-        client = connect(ctx.settings)
-        restored = restore_aliases(client, ctx.name, version, old_champion, old_previous)
-        set_version_tags(client, ctx.name, version, {
-            TAG_OUTCOME: OUTCOME_ROLLED_BACK, TAG_DEPLOY_TARGET: target,
-            TAG_DEPLOY_ERROR: str(exc)[:4000],
-        })
-        if isinstance(exc, DriftloopError):
-            raise DeployError(f"{exc}; {restored}") from None
-        raise DeployError(f"{type(exc).__name__}: {exc}; {restored}") from exc
-    return result
-
-
-# --- summary (run-local's final line) -----------------------------------------------------
-
-
-def registry_state(ctx: Context, run_key: str | None) -> dict[str, Any]:
-    """Champion and the versions of a run key: taken before and after a run."""
-    client = connect(ctx.settings)
-    found = versions_with_run_key(client, ctx.name, run_key) if run_key else []
-    return {
-        "champion": _alias(client, ctx.name, ALIAS_CHAMPION) or None,
-        "previous": _alias(client, ctx.name, ALIAS_PREVIOUS) or None,
-        "run_key_versions": {str(mv.version): dict(mv.tags) for mv in found},
-    }
-
-
-def summarize(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """What a run changed: champion before/after, the version it registered, the gate."""
-    new = sorted(set(after["run_key_versions"]) - set(before["run_key_versions"]), key=int)
-    mine = new[-1] if new else (max(after["run_key_versions"], key=int)
-                                if after["run_key_versions"] else None)
-    tags = after["run_key_versions"].get(mine, {}) if mine else {}
-    gate = None
-    if tags.get("gate_passed"):
-        gate = {k.removeprefix("gate_"): v for k, v in tags.items() if k.startswith("gate_")}
-        gate["passed"] = tags["gate_passed"] == "true"
-    return {
-        "champion_before": before["champion"],
-        "champion_after": after["champion"],
-        "promoted": after["champion"] != before["champion"],
-        "new_version": new[-1] if new else None,
-        "version": mine,
-        "outcome": tags.get(TAG_OUTCOME),
-        "gate": gate,
-        "deploy_error": tags.get(TAG_DEPLOY_ERROR),
-    }
-
-
-# --- the run record passed between components ---------------------------------------------
-
-
-def run_record(model_name: str, spec: str, lin: Lineage) -> str:
-    """JSON carrying a run's identity from load_data to the later steps (one parameter
-    instead of eight on every component)."""
-    return json.dumps({"model_name": model_name, "spec": spec, **asdict(lin)}, sort_keys=True)
-
-
-def from_run_record(record: str) -> tuple[Context, Lineage]:
-    raw = json.loads(record)
-    ctx = context(raw.pop("model_name"), raw.pop("spec"))
-    return ctx, Lineage(**raw)

@@ -38,19 +38,19 @@ def load_data(
     from collections import namedtuple
     from pathlib import Path
 
-    from driftloop import retrain
+    from driftloop import retrain, run_context
 
     with retrain.step("load_data"):
-        retrain.check_deploy_target(deploy_target)  # fail now, not after training
-        ctx = retrain.context(model_name, spec)
-        lin = retrain.Lineage(trigger, window_start, window_end, airflow_run_id,
+        run_context.check_deploy_target(deploy_target)  # fail now, not after training
+        ctx = run_context.context(model_name, spec)
+        lin = run_context.Lineage(trigger, window_start, window_end, airflow_run_id,
                               kfp_run_id, kfp_run_name)
         meta = retrain.load_data(ctx, lin, Path(data.path))
         data.metadata.update(meta)
         print(f"load_data: {meta['rows_source']} source rows + {meta['rows_production']} "
               f"labeled production rows")
         out = namedtuple("LoadOutputs", ["run", "rows"])
-        return out(retrain.run_record(ctx.name, spec, lin), int(meta["rows_total"]))
+        return out(run_context.run_record(ctx.name, spec, lin), int(meta["rows_total"]))
 
 
 @component
@@ -58,10 +58,10 @@ def validate_data(run: str, data: Input[Dataset], report: Output[HTML]) -> None:
     """Schema checks and the champion's Great Expectations suite; fails on invalid data."""
     from pathlib import Path
 
-    from driftloop import retrain
+    from driftloop import retrain, run_context
 
     with retrain.step("validate_data"):
-        ctx, _ = retrain.from_run_record(run)
+        ctx, _ = run_context.from_run_record(run)
         summary = retrain.validate_data(ctx, Path(data.path), Path(report.path))
         report.metadata.update({"valid": summary["valid"], "suite": summary["suite"]})
         print(f"validate_data: {summary['rows']} rows valid against the suite "
@@ -76,10 +76,10 @@ def train_model(
     from collections import namedtuple
     from pathlib import Path
 
-    from driftloop import retrain
+    from driftloop import retrain, run_context
 
     with retrain.step("train_model"):
-        ctx, lin = retrain.from_run_record(run)
+        ctx, lin = run_context.from_run_record(run)
         info = retrain.train(ctx, lin, Path(data.path), Path(model.path))
         model.metadata.update({
             "mlflow_run_id": info["run_id"], "model_uri": info["model_uri"],
@@ -104,10 +104,10 @@ def evaluate_model(
     from collections import namedtuple
     from pathlib import Path
 
-    from driftloop import retrain
+    from driftloop import retrain, run_context
 
     with retrain.step("evaluate_model"):
-        ctx, _ = retrain.from_run_record(run)
+        ctx, _ = run_context.from_run_record(run)
         result = retrain.evaluate(
             ctx, Path(data.path), model.metadata["model_uri"],
             min_value=None if min_value < 0 else min_value,
@@ -135,12 +135,12 @@ def register_champion(
     import json
     from collections import namedtuple
 
-    from driftloop import retrain
+    from driftloop import promotion, retrain, run_context
     from driftloop.gate import GateResult
 
     with retrain.step("register_champion"):
-        ctx, lin = retrain.from_run_record(run)
-        outcome = retrain.register(ctx, lin, run_id, model_uri,
+        ctx, lin = run_context.from_run_record(run)
+        outcome = promotion.register(ctx, lin, run_id, model_uri,
                                    GateResult.from_dict(json.loads(gate)), promote=True)
         print(f"register_champion: {outcome.note}")
         out = namedtuple("RegisterOutputs",
@@ -154,12 +154,12 @@ def record_rejection(run: str, run_id: str, model_uri: str, gate: str) -> str:
     """Register the rejected challenger without alias, tagged with the reason."""
     import json
 
-    from driftloop import retrain
+    from driftloop import promotion, retrain, run_context
     from driftloop.gate import GateResult
 
     with retrain.step("record_rejection"):
-        ctx, lin = retrain.from_run_record(run)
-        outcome = retrain.register(ctx, lin, run_id, model_uri,
+        ctx, lin = run_context.from_run_record(run)
+        outcome = promotion.register(ctx, lin, run_id, model_uri,
                                    GateResult.from_dict(json.loads(gate)), promote=False)
         print(f"record_rejection: {outcome.note}")
         return outcome.version
@@ -172,11 +172,11 @@ def deploy_model(
 ) -> str:
     """Serve the new champion (local hot reload or Kubernetes rollout); on failure the
     aliases go back and the old model keeps serving."""
-    from driftloop import retrain
+    from driftloop import promotion, retrain, run_context
 
     with retrain.step("deploy_model"):
-        ctx, _ = retrain.from_run_record(run)
-        result = retrain.deploy(ctx, deploy_target, version, old_champion=old_champion,
+        ctx, _ = run_context.from_run_record(run)
+        result = promotion.deploy(ctx, deploy_target, version, old_champion=old_champion,
                                 old_previous=old_previous, timeout_s=float(timeout_s))
         print(f"deploy_model: {result.status}: {result.detail}")
         return result.status

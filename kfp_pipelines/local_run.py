@@ -78,14 +78,14 @@ class _Tee(io.TextIOBase):
 def _resolve(params: dict[str, Any]) -> tuple[Any, str | None]:
     """(context, run key) of the request; None where the parameters do not resolve (the
     run's load_data step then fails, naming the reason)."""
-    from driftloop import retrain
+    from driftloop import run_context
 
     try:
-        ctx = retrain.context(params.get("model_name", ""), params.get("spec", ""))
+        ctx = run_context.context(params.get("model_name", ""), params.get("spec", ""))
     except DriftloopError:
         return None, None
     try:
-        lin = retrain.Lineage(params.get("trigger", PARAMETERS["trigger"]),
+        lin = run_context.Lineage(params.get("trigger", PARAMETERS["trigger"]),
                               params.get("window_start", ""), params.get("window_end", ""),
                               params.get("airflow_run_id", ""))
     except DriftloopError:
@@ -122,7 +122,7 @@ def run_local(params: dict[str, Any], *, pipeline_root: Path | None = None,
     """Run the pipeline locally; returns the summary (also on failure)."""
     from kfp import local
 
-    from driftloop import retrain
+    from driftloop import promotion
     from driftloop.settings import Settings
     from kfp_pipelines.retrain_pipeline import retrain_pipeline
 
@@ -133,7 +133,7 @@ def run_local(params: dict[str, Any], *, pipeline_root: Path | None = None,
     with _env_unchanged():
         # MLflow exports the tracking URI it is given into os.environ; the tasks must not
         # inherit it: like KFP pods, each finds the store from DRIFTLOOP_* alone.
-        before = retrain.registry_state(ctx, run_key) if ctx is not None else None
+        before = promotion.registry_state(ctx, run_key) if ctx is not None else None
     runs_before = {p.name for p in root.iterdir()}
     started = time.monotonic()
     tee = _Tee(log)
@@ -160,7 +160,7 @@ def run_local(params: dict[str, Any], *, pipeline_root: Path | None = None,
         summary["failed_step"] = first.get("step")
         summary["error"] = first.get("error") or error
     if ctx is not None and before is not None:
-        summary.update(retrain.summarize(before, retrain.registry_state(ctx, run_key)))
+        summary.update(promotion.summarize(before, promotion.registry_state(ctx, run_key)))
     summary.update(_run_identity(root, new_runs))
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary

@@ -4,6 +4,7 @@ cluster wiring (trainer image, no installs, settings from a ConfigMap and a Secr
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,7 +164,7 @@ def test_executors_run_on_the_trainer_image_and_install_nothing() -> None:
         assert "pip install" not in script, name
         assert "kfp.dsl.executor_main" in script, name
         # The component bodies call into driftloop: the embedded source stays thin.
-        assert "from driftloop import retrain" in script, name
+        assert re.search(r"from driftloop import [a-z_, ]*\bretrain\b", script), name
 
 
 def test_every_executor_reads_settings_from_the_configmap_and_secret() -> None:

@@ -27,7 +27,12 @@ pytestmark = pytest.mark.slow
 WINDOW_PARAMS = (f"window_start={WINDOW[0]}", f"window_end={WINDOW[1]}")
 
 
+@pytest.mark.full
 def test_invalid_data_fails_at_validate_data_and_registers_nothing(loop: LocalLoop) -> None:
+    """The whole-run form (make test-full) of what make test checks by step: the validation
+    failure and its report (tests/pipelines/test_steps.py), the failing step named by
+    run-local, and the drift monitor refusing invalid data (tests/airflow/test_dag_runs.py).
+    """
     # A unit error upstream: petal lengths arrive in millimetres.
     loop.log_labeled_rows(iris_rows(120, seed=3, scale={"petal_length": 10.0}))
     before = loop.versions()

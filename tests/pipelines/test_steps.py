@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop import retrain
+from driftloop import promotion, retrain, run_context
 from driftloop.data import load_training_data
 from driftloop.errors import DataError, DriftloopError
 from driftloop.evaluation import ORIGIN_COLUMN, evaluate, holdout_positions, training_frame
@@ -28,28 +28,28 @@ from tests.pipelines.conftest import MODEL, PETAL_SHIFT, WINDOW, LocalLoop, iris
 SPEC = load_spec(IRIS_SPEC)
 
 
-def ctx_for(loop: LocalLoop, monkeypatch: pytest.MonkeyPatch) -> retrain.Context:
+def ctx_for(loop: LocalLoop, monkeypatch: pytest.MonkeyPatch) -> run_context.Context:
     monkeypatch.setenv("DRIFTLOOP_STATE_DIR", str(loop.state))
-    return retrain.context("", str(IRIS_SPEC))
+    return run_context.context("", str(IRIS_SPEC))
 
 
 # --- parameters -----------------------------------------------------------------------------
 
 
 def test_lineage_normalises_the_window_and_keys_runs_by_their_parameters() -> None:
-    ctx = retrain.Context(Settings(), SPEC, MODEL)
-    a = retrain.Lineage("drift", "2026-03-01T10:00:00Z", "2026-03-01T11:00:00+00:00", "r1",
+    ctx = run_context.Context(Settings(), SPEC, MODEL)
+    a = run_context.Lineage("drift", "2026-03-01T10:00:00Z", "2026-03-01T11:00:00+00:00", "r1",
                         kfp_run_id="111")
-    b = retrain.Lineage("drift", "2026-03-01T10:00:00+00:00", "2026-03-01T12:00:00+01:00",
+    b = run_context.Lineage("drift", "2026-03-01T10:00:00+00:00", "2026-03-01T12:00:00+01:00",
                         "r1", kfp_run_id="222")
     assert a.window_start == "2026-03-01T10:00:00+00:00"
     assert b.window_end == "2026-03-01T11:00:00+00:00"
     assert a.run_key(ctx) == b.run_key(ctx)  # same request, other KFP run
-    assert retrain.Lineage("drift", a.window_start, a.window_end, "r2").run_key(ctx) != \
+    assert run_context.Lineage("drift", a.window_start, a.window_end, "r2").run_key(ctx) != \
         a.run_key(ctx)
-    assert retrain.Lineage("schedule", a.window_start, a.window_end, "r1").run_key(ctx) != \
+    assert run_context.Lineage("schedule", a.window_start, a.window_end, "r1").run_key(ctx) != \
         a.run_key(ctx)
-    naive = retrain.Lineage("manual", "2026-03-01T10:00:00", "2026-03-01T11:00:00")
+    naive = run_context.Lineage("manual", "2026-03-01T10:00:00", "2026-03-01T11:00:00")
     assert naive.window == a.window  # naive times are UTC
 
 
@@ -64,20 +64,20 @@ def test_lineage_normalises_the_window_and_keys_runs_by_their_parameters() -> No
 def test_bad_run_parameters_are_refused_with_the_reason(args: tuple[str, ...],
                                                         message: str) -> None:
     with pytest.raises(DriftloopError) as err:
-        retrain.Lineage(*args)
+        run_context.Lineage(*args)
     assert message in str(err.value)
 
 
 def test_deploy_target_is_checked_before_anything_runs() -> None:
-    retrain.check_deploy_target("kubernetes")
+    run_context.check_deploy_target("kubernetes")
     with pytest.raises(DriftloopError, match="unknown deploy target 'helm'"):
-        retrain.check_deploy_target("helm")
+        run_context.check_deploy_target("helm")
 
 
 def test_run_record_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DRIFTLOOP_STATE_DIR", str(tmp_path))
-    lin = retrain.Lineage("drift", *WINDOW, "r1", "42", "driftloop-retrain-x")
-    ctx, back = retrain.from_run_record(retrain.run_record(MODEL, "specs/iris.yaml", lin))
+    lin = run_context.Lineage("drift", *WINDOW, "r1", "42", "driftloop-retrain-x")
+    ctx, back = run_context.from_run_record(run_context.run_record(MODEL, "specs/iris.yaml", lin))
     assert back == lin
     assert ctx.name == MODEL and ctx.spec == SPEC  # relative spec path: the project's
 
@@ -132,7 +132,7 @@ def test_load_data_joins_source_and_labeled_window_rows_with_provenance(
     loop.log_labeled_rows(iris_rows(7, seed=3), window=("2026-03-02T00:00:00Z",
                                                          "2026-03-02T01:00:00Z"))
     ctx = ctx_for(loop, monkeypatch)
-    lin = retrain.Lineage("drift", *WINDOW, "r1")
+    lin = run_context.Lineage("drift", *WINDOW, "r1")
     out = tmp_path / "data"
     meta = retrain.load_data(ctx, lin, out)
 
@@ -148,7 +148,7 @@ def test_load_data_joins_source_and_labeled_window_rows_with_provenance(
     assert prod["driftloop_request_id"].str.len().eq(32).all()
     assert set(prod["species"]) == {"setosa", "versicolor", "virginica"}
 
-    without = retrain.load_data(ctx, retrain.Lineage("manual"), tmp_path / "d2")
+    without = retrain.load_data(ctx, run_context.Lineage("manual"), tmp_path / "d2")
     assert (without["rows_production"], without["prediction_log"]) == (0, "")
 
 
@@ -162,7 +162,7 @@ def test_unknown_labels_fail_validation_and_the_report_is_written_first(
     rows.loc[:4, "species"] = "Iris-setosa"  # a labeling tool with other names
     loop.log_labeled_rows(rows)
     ctx = ctx_for(loop, monkeypatch)
-    retrain.load_data(ctx, retrain.Lineage("drift", *WINDOW), tmp_path / "data")
+    retrain.load_data(ctx, run_context.Lineage("drift", *WINDOW), tmp_path / "data")
     report = tmp_path / "report.html"
     with pytest.raises(DataError) as err:
         retrain.validate_data(ctx, tmp_path / "data", report)
@@ -176,8 +176,8 @@ def test_without_a_champion_the_suite_comes_from_the_source_data(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("DRIFTLOOP_STATE_DIR", str(settings.state_dir))
-    ctx = retrain.context("", str(IRIS_SPEC))
-    retrain.load_data(ctx, retrain.Lineage("manual"), tmp_path / "data")
+    ctx = run_context.context("", str(IRIS_SPEC))
+    retrain.load_data(ctx, run_context.Lineage("manual"), tmp_path / "data")
     summary = retrain.validate_data(ctx, tmp_path / "data", tmp_path / "r.html")
     assert summary["valid"] is True
     assert summary["suite"] == "built from the spec's source data (no champion yet)"
@@ -259,13 +259,13 @@ def test_register_promotes_once_per_run_key(
     from driftloop.bootstrap import bootstrap
 
     ctx = ctx_for(loop, monkeypatch)
-    lin = retrain.Lineage("schedule", *WINDOW, "weekly__1")
+    lin = run_context.Lineage("schedule", *WINDOW, "weekly__1")
     retrain.load_data(ctx, lin, tmp_path / "data")
     info = retrain.train(ctx, lin, tmp_path / "data", tmp_path / "model")
     gate = decide(GateThresholds.from_spec(SPEC), 0.95, 0.9, champion_version="1",
                   holdout_rows=30)
 
-    first = retrain.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
+    first = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
     assert (first.version, first.promoted, first.deploy_version) == ("2", True, "2")
     assert (first.old_champion, first.old_previous) == ("1", "")
     tags = loop.versions()["2"]
@@ -273,16 +273,16 @@ def test_register_promotes_once_per_run_key(
     assert tags["gate_reason"] == gate.reason and tags["trigger"] == "schedule"
     assert tags["spec_hash"] == SPEC.content_hash() and tags["inference_form"] == "onnx"
 
-    again = retrain.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
+    again = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
     assert (again.version, again.promoted, again.deploy_version) == ("2", False, "2")
     assert "already promoted as v2 (still champion" in again.note
-    rejected = retrain.register(ctx, lin, info["run_id"], info["model_uri"], gate,
+    rejected = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate,
                                 promote=False)
     assert (rejected.version, rejected.deploy_version) == ("2", "")
     assert sorted(loop.versions()) == ["1", "2"]
 
     bootstrap(loop.settings, force=True)  # v3 takes over; an old rerun must not undo that
-    late = retrain.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
+    late = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
     assert (late.version, late.promoted, late.deploy_version) == ("2", False, "")
     assert "the champion has since moved to v3: left alone" in late.note
     assert loop.alias("champion") == "3"
@@ -293,10 +293,10 @@ def test_restore_aliases_leaves_a_champion_someone_else_moved(loop: LocalLoop) -
 
     bootstrap(loop.settings, force=True)  # v2 champion, v1 previous
     client = loop.client()
-    assert retrain.restore_aliases(client, MODEL, "5", "1", "") == \
+    assert promotion.restore_aliases(client, MODEL, "5", "1", "") == \
         "champion alias points at v2 (not v5): left alone"
     assert (loop.alias("champion"), loop.alias("previous")) == ("2", "1")
-    assert retrain.restore_aliases(client, MODEL, "2", "1", "") == \
+    assert promotion.restore_aliases(client, MODEL, "2", "1", "") == \
         "champion alias restored to v1"
     assert (loop.alias("champion"), loop.alias("previous")) == ("1", None)
 
@@ -307,11 +307,11 @@ def test_failed_deploy_of_the_standing_champion_moves_no_alias(
     monkeypatch.setenv("DRIFTLOOP_STATE_DIR", str(loop.state))
     monkeypatch.setenv("DRIFTLOOP_ADMIN_TOKEN", "t")
     monkeypatch.setenv("DRIFTLOOP_SERVER_URL", "http://127.0.0.1:9")
-    ctx = retrain.context("", str(IRIS_SPEC))
+    ctx = run_context.context("", str(IRIS_SPEC))
     with pytest.raises(DriftloopError, match="v1 was already champion: aliases unchanged"):
-        retrain.deploy(ctx, "local", "1", old_champion="1", old_previous="", timeout_s=1)
+        promotion.deploy(ctx, "local", "1", old_champion="1", old_previous="", timeout_s=1)
     assert loop.alias("champion") == "1"
-    assert retrain.deploy(ctx, "local", "", old_champion="1", old_previous="",
+    assert promotion.deploy(ctx, "local", "", old_champion="1", old_previous="",
                           timeout_s=1).status == "skipped"
 
 
@@ -320,14 +320,14 @@ def test_summary_reports_what_the_run_changed() -> None:
     after = {"champion": "2", "previous": "1", "run_key_versions": {"2": {
         "retrain_outcome": "promoted", "gate_passed": "true", "gate_reason": "passed: x",
         "gate_metric": "accuracy", "kfp_run_id": "7", "kfp_run_name": "driftloop-retrain-1"}}}
-    summary = retrain.summarize(before, after)
+    summary = promotion.summarize(before, after)
     assert summary == {
         "champion_before": "1", "champion_after": "2", "promoted": True, "new_version": "2",
         "version": "2", "outcome": "promoted",
         "gate": {"passed": True, "reason": "passed: x", "metric": "accuracy"},
         "deploy_error": None,
     }
-    rerun = retrain.summarize(after, after)
+    rerun = promotion.summarize(after, after)
     assert (rerun["promoted"], rerun["new_version"], rerun["version"]) == (False, None, "2")
 
 
@@ -355,10 +355,10 @@ def test_run_key_lookup_works_on_sqlite_and_postgresql_stores(mlflow_settings: S
     client = connect(mlflow_settings)
     source = client.get_model_version(MODEL, "1").source
     for key in ("aaaa", "bbbb", "aaaa"):
-        register_version(client, MODEL, first["run_id"], source, {retrain.TAG_RUN_KEY: key})
-    found = retrain.versions_with_run_key(client, MODEL, "aaaa")
+        register_version(client, MODEL, first["run_id"], source, {promotion.TAG_RUN_KEY: key})
+    found = promotion.versions_with_run_key(client, MODEL, "aaaa")
     assert [str(mv.version) for mv in found] == ["4", "2"]  # newest first
-    assert retrain.versions_with_run_key(client, MODEL, "cccc") == []
+    assert promotion.versions_with_run_key(client, MODEL, "cccc") == []
 
 
 def test_load_data_with_the_log_down_is_a_clear_error_and_changes_nothing(
@@ -378,7 +378,7 @@ def test_load_data_with_the_log_down_is_a_clear_error_and_changes_nothing(
     ctx = ctx_for(loop, monkeypatch)
     out = tmp_path / "dataset.parquet"
     with pytest.raises(DataError) as err:
-        retrain.load_data(ctx, retrain.Lineage("drift", *WINDOW, "r1"), out)
+        retrain.load_data(ctx, run_context.Lineage("drift", *WINDOW, "r1"), out)
     message = str(err.value)
     assert message.startswith("cannot read labeled rows from the prediction log "
                               f"postgresql://driftloop:***@127.0.0.1:{port}/predictions: "

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from driftloop import retrain
+from driftloop import promotion, retrain, run_context
 from driftloop.deploy import DeployError, KubernetesDeployer
 from driftloop.gate import GateThresholds, decide
 from driftloop.spec import load_spec
@@ -57,7 +57,7 @@ class Standing:
 class Pipeline:
     stack: MlflowStack
     server: ServerProcess
-    ctx: retrain.Context
+    ctx: run_context.Context
     data: Path
 
     def standing(self) -> Standing:
@@ -79,11 +79,12 @@ class Pipeline:
                                json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=30)
         assert predicted.json()["model"]["version"] == before.champion
 
-    def lineage(self, key: str) -> retrain.Lineage:
-        return retrain.Lineage("manual", airflow_run_id=f"reliability__{key}")
+    def lineage(self, key: str) -> run_context.Lineage:
+        return run_context.Lineage("manual", airflow_run_id=f"reliability__{key}")
 
-    def train(self, lin: retrain.Lineage, where: Path, spec: Path = IRIS_SPEC) -> dict[str, Any]:
-        ctx = retrain.Context(self.ctx.settings, load_spec(spec), MODEL)
+    def train(self, lin: run_context.Lineage, where: Path,
+              spec: Path = IRIS_SPEC) -> dict[str, Any]:
+        ctx = run_context.Context(self.ctx.settings, load_spec(spec), MODEL)
         return retrain.train(ctx, lin, self.data, where)
 
     def passing_gate(self) -> Any:
@@ -98,9 +99,9 @@ def pipeline(mlflow_stack: MlflowStack, mlflow_served: ServerProcess,
         for key, value in FAST_FAIL.items():
             patch.setenv(key, value)
         settings = mlflow_stack.settings(proxied=True)
-        ctx = retrain.Context(settings, load_spec(IRIS_SPEC), MODEL)
+        ctx = run_context.Context(settings, load_spec(IRIS_SPEC), MODEL)
         data = tmp_path_factory.mktemp("retrain") / "data"
-        retrain.load_data(ctx, retrain.Lineage("manual"), data)  # the spec's source rows
+        retrain.load_data(ctx, run_context.Lineage("manual"), data)  # the spec's source rows
         yield Pipeline(mlflow_stack, mlflow_served, ctx, data)
 
 
@@ -138,10 +139,10 @@ def test_a_failed_gate_registers_without_alias_and_deploys_nothing(
                           max_regression=None, min_fresh_rows=30,
                           report_path=tmp_path / "report.html")
     assert ev.gate.passed is False and "below the floor 1 " in ev.gate.reason
-    outcome = retrain.register(pipeline.ctx, lin, info["run_id"], info["model_uri"], ev.gate,
+    outcome = promotion.register(pipeline.ctx, lin, info["run_id"], info["model_uri"], ev.gate,
                                promote=False)
     assert (outcome.promoted, outcome.deploy_version) == (False, "")
-    result = retrain.deploy(pipeline.ctx, "local", outcome.deploy_version,
+    result = promotion.deploy(pipeline.ctx, "local", outcome.deploy_version,
                             old_champion=outcome.old_champion,
                             old_previous=outcome.old_previous, timeout_s=5)
     assert result.status == "skipped"
@@ -163,7 +164,7 @@ def test_registry_lost_between_register_and_alias_moves_no_alias(
     fired = proxy.cut_when(rb"POST /api/2\.0/mlflow/registered-models/alias")
     try:
         with pytest.raises(Exception) as failure:
-            retrain.register(pipeline.ctx, lin, info["run_id"], info["model_uri"],
+            promotion.register(pipeline.ctx, lin, info["run_id"], info["model_uri"],
                              pipeline.passing_gate(), promote=True)
         assert fired.is_set(), "the registry was not cut at the alias call"
     finally:
@@ -172,11 +173,11 @@ def test_registry_lost_between_register_and_alias_moves_no_alias(
     # The version was registered (tagged promoted before the alias moves, so no rerun of
     # this run key promotes a second one); no alias moved; the server never changed.
     pipeline.assert_unchanged(before, new_versions=1)
-    (orphan,) = retrain.versions_with_run_key(pipeline.stack.client(), MODEL,
+    (orphan,) = promotion.versions_with_run_key(pipeline.stack.client(), MODEL,
                                               lin.run_key(pipeline.ctx))
     assert list(orphan.aliases) == []
     # A rerun with the same parameters promotes nothing and deploys nothing.
-    rerun = retrain.register(pipeline.ctx, lin, info["run_id"], info["model_uri"],
+    rerun = promotion.register(pipeline.ctx, lin, info["run_id"], info["model_uri"],
                              pipeline.passing_gate(), promote=True)
     assert (rerun.promoted, rerun.deploy_version) == (False, "")
     pipeline.assert_unchanged(before, new_versions=1)
@@ -195,18 +196,18 @@ def test_rollout_that_times_out_is_undone_and_the_champion_alias_restored(
     api_server = FakeApiServer(serving_deployment(pinned="1"), rollouts=["never", "ok"])
     api_client = k8s.ApiClient(k8s.Configuration(host="https://k8s.invalid"))
     api_client.rest_client.pool_manager = api_server
-    monkeypatch.setattr(retrain, "make_deployer", lambda target, settings, timeout_s: (
+    monkeypatch.setattr(promotion, "make_deployer", lambda target, settings, timeout_s: (
         KubernetesDeployer(k8s.AppsV1Api(api_client), timeout_s=timeout_s,
                            poll_interval_s=0.05, log=lambda _m: None)))
 
     lin = pipeline.lineage("rollout")
     info = pipeline.train(lin, tmp_path / "model")
     before = pipeline.standing()
-    outcome = retrain.register(pipeline.ctx, lin, info["run_id"], info["model_uri"],
+    outcome = promotion.register(pipeline.ctx, lin, info["run_id"], info["model_uri"],
                                pipeline.passing_gate(), promote=True)
     assert outcome.promoted and pipeline.stack.alias("champion") == outcome.version
     with pytest.raises(DeployError) as failure:
-        retrain.deploy(pipeline.ctx, "kubernetes", outcome.deploy_version,
+        promotion.deploy(pipeline.ctx, "kubernetes", outcome.deploy_version,
                        old_champion=outcome.old_champion, old_previous=outcome.old_previous,
                        timeout_s=1.0)
     message = str(failure.value)

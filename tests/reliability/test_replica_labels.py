@@ -159,7 +159,8 @@ def _check(a: ServerProcess, b: ServerProcess, traffic: Traffic, log_url: str,
     wrong = {rid: seen[rid] for rid, label in traffic.truth.items() if seen[rid] != label}
     assert wrong == {}, f"{len(wrong)} labels lost or changed in /drift/window"
     # The retrain's training rows: the pipeline's own read of the window.
-    from driftloop.retrain import REQUEST_ID_COLUMN, Context, production_rows
+    from driftloop.retrain import REQUEST_ID_COLUMN, production_rows
+    from driftloop.run_context import Context
     from driftloop.settings import Settings
     from driftloop.spec import load_spec
 
