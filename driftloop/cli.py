@@ -128,6 +128,124 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(args: argparse.Namespace) -> tuple[Settings, Any, str]:
+    from driftloop.bootstrap import model_name
+    from driftloop.registry import connect
+    from driftloop.spec import load_spec
+
+    settings = _settings(args)
+    name = model_name(settings, load_spec(settings.spec_path))
+    return settings, connect(settings), name
+
+
+def _actor(args: argparse.Namespace) -> str:
+    if getattr(args, "by", None):
+        return str(args.by)
+    import getpass
+    import socket
+
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _when(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _story(row: dict[str, Any], indent: str) -> None:
+    """A version's lines under its heading: who or what promoted it, the gate, a rollback."""
+    print(f"{indent}{row['promoted_by']}")
+    if row["gate"]:
+        print(f"{indent}gate {row['gate']}")
+    if row.get("rolled_back"):
+        print(f"{indent}rolled back {row['rolled_back']}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from driftloop import history
+
+    settings, client, name = _model(args)
+    state = history.status(settings, client, name)
+    if args.json:
+        print(json.dumps(state, indent=2, default=str))
+        return 0
+    print(f"model:       {name}  ({state['versions']} versions in {state['registry']})")
+    for which, row in state["aliases"].items():
+        if row is None:
+            print(f"{which + ':':12} none")
+            continue
+        print(f"{which + ':':12} v{row['version']}  trained {_when(row['created'])}, "
+              f"trigger {row['trigger'] or '-'}, {row['inference_form'] or '?'} form")
+        _story(row, " " * 13)
+    server = state["server"]
+    if "error" in server:
+        print(f"server:      {server['url']} does not answer ({server['error']})")
+    else:
+        accuracy = server["live_accuracy"]
+        print(f"server:      {server['url']} serves v{server['version']} "
+              f"({server['inference_form']})")
+        print(f"last drift:  {server['drift']} (latest {server['window_rows']} rows)")
+        print("live:        " + (f"accuracy {accuracy:.3f} on {int(server['live_labeled_rows'])}"
+                                 " labeled rows" if accuracy is not None else "no labels yet"))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from driftloop import history
+
+    _, client, name = _model(args)
+    every = history.versions(client, name)
+    rows = every[: args.limit]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    shown = f", the newest {len(rows)} shown" if len(rows) < len(every) else ", newest first"
+    print(f"{name}: {len(every)} version(s){shown}")
+    for row in rows:
+        aliases = f" [{', '.join(row['aliases'])}]" if row["aliases"] else ""
+        print(f"v{row['version']}{aliases}  {_when(row['created'])}  trigger "
+              f"{row['trigger'] or '-'}  outcome {row['outcome'] or '-'}")
+        _story(row, " " * 4)
+    return 0
+
+
+def _manual(args: argparse.Namespace, action: str) -> int:
+    from driftloop import promotion
+    from driftloop.bootstrap import model_name
+    from driftloop.run_context import Context
+    from driftloop.spec import load_spec
+
+    settings = _settings(args)
+    spec = load_spec(settings.spec_path)
+    ctx = Context(settings, spec, model_name(settings, spec))
+    target = args.deploy_target or settings.deploy_target
+    if action == "promote":
+        result = promotion.promote_version(ctx, args.version, reason=args.reason,
+                                           actor=_actor(args), target=target,
+                                           timeout_s=args.timeout)
+    else:
+        result = promotion.rollback(ctx, reason=args.reason, actor=_actor(args),
+                                    target=target, timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    deployed = result.deploy
+    print(f"{action}: v{result.version} is champion of {ctx.name} (was "
+          f"v{result.champion_before or 'none'}; previous now v{result.previous_after or 'none'})")
+    print(f"served:  {deployed['target']}: {deployed['status']} {deployed['detail']}".rstrip())
+    print(f"tagged:  by {result.actor}: {result.reason}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    return _manual(args, "promote")
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return _manual(args, "rollback")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     # The web stack is imported here only: the core library stays free of it.
     try:
@@ -168,6 +286,42 @@ def build_parser() -> argparse.ArgumentParser:
                        "DRIFTLOOP_LOG_RETENTION_DAYS (archiving them first if configured)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_retention)
+
+    p = sub.add_parser("status", help="champion, previous and challenger with their story, "
+                       "and what the server serves, its last drift verdict and live accuracy")
+    p.add_argument("--spec", help="model spec YAML (names the model)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("history", help="every version: trigger, gate, who or what promoted it")
+    p.add_argument("--spec", help="model spec YAML (names the model)")
+    p.add_argument("--limit", type=int, default=20, help="newest versions shown (20)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_history)
+
+    from driftloop.deploy import DEPLOY_TARGETS
+
+    for name, func, text in (
+            ("promote", cmd_promote, "make VERSION champion (the champion becomes previous) "
+             "and serve it; the reason is tagged on the version"),
+            ("rollback", cmd_rollback, "previous becomes champion again and is served; the "
+             "reason is tagged on both versions")):
+        p = sub.add_parser(name, help=text)
+        if name == "promote":
+            p.add_argument("version", help="the registered version to promote")
+        p.add_argument("--reason", required=name == "promote",
+                       default="manual rollback" if name == "rollback" else None,
+                       help="why (recorded on the version)")
+        p.add_argument("--by", help="who (default: user@host)")
+        p.add_argument("--spec", help="model spec YAML (names the model)")
+        p.add_argument("--deploy-target", dest="deploy_target", choices=DEPLOY_TARGETS,
+                       help="how to serve it: local (reload DRIFTLOOP_SERVER_URL), kubernetes "
+                       "(patch the Deployment), none (aliases only); default "
+                       "DRIFTLOOP_DEPLOY_TARGET")
+        p.add_argument("--timeout", type=float, default=300.0,
+                       help="seconds to wait for the rollout (300)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("serve", help="serve the champion over HTTP (FastAPI under uvicorn)")
     p.add_argument("--spec", help="model spec YAML (names the model)")

@@ -84,8 +84,9 @@ def _version_tags(ctx: Context, lin: Lineage, run_id: str, gate: GateResult,
     }
 
 
-def _alias(client: Any, name: str, alias: str) -> str:
-    mv = alias_version(client, name, alias)
+def alias(client: Any, name: str, which: str) -> str:
+    """The version an alias points at, or "" when it is unset."""
+    mv = alias_version(client, name, which)
     return "" if mv is None else str(mv.version)
 
 
@@ -104,8 +105,8 @@ def register(
 
     client = connect(ctx.settings)
     key = lin.run_key(ctx)
-    old_champion = _alias(client, ctx.name, ALIAS_CHAMPION)
-    old_previous = _alias(client, ctx.name, ALIAS_PREVIOUS)
+    old_champion = alias(client, ctx.name, ALIAS_CHAMPION)
+    old_previous = alias(client, ctx.name, ALIAS_PREVIOUS)
     earlier = versions_with_run_key(client, ctx.name, key)
     promoted_before = [mv for mv in earlier if mv.tags.get(TAG_OUTCOME) == OUTCOME_PROMOTED]
     if promoted_before:
@@ -145,14 +146,14 @@ def restore_aliases(client: Any, name: str, failed: str, old_champion: str,
                     old_previous: str) -> str:
     """Point ``champion`` and ``previous`` back to where they were before ``failed`` was
     promoted — unless someone else has moved ``champion`` since (then leave it alone)."""
-    current = _alias(client, name, ALIAS_CHAMPION)
+    current = alias(client, name, ALIAS_CHAMPION)
     if current != failed:
         return (f"champion alias points at v{current or 'none'} (not v{failed}): left alone")
-    for alias, target in ((ALIAS_CHAMPION, old_champion), (ALIAS_PREVIOUS, old_previous)):
+    for which, target in ((ALIAS_CHAMPION, old_champion), (ALIAS_PREVIOUS, old_previous)):
         if target:
-            client.set_registered_model_alias(name, alias, target)
+            client.set_registered_model_alias(name, which, target)
         else:
-            client.delete_registered_model_alias(name, alias)
+            client.delete_registered_model_alias(name, which)
     return f"champion alias restored to v{old_champion}" if old_champion else \
         "champion alias removed (there was no champion before)"
 
@@ -191,8 +192,8 @@ def registry_state(ctx: Context, run_key: str | None) -> dict[str, Any]:
     client = connect(ctx.settings)
     found = versions_with_run_key(client, ctx.name, run_key) if run_key else []
     return {
-        "champion": _alias(client, ctx.name, ALIAS_CHAMPION) or None,
-        "previous": _alias(client, ctx.name, ALIAS_PREVIOUS) or None,
+        "champion": alias(client, ctx.name, ALIAS_CHAMPION) or None,
+        "previous": alias(client, ctx.name, ALIAS_PREVIOUS) or None,
         "run_key_versions": {str(mv.version): dict(mv.tags) for mv in found},
     }
 
@@ -217,3 +218,109 @@ def summarize(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "gate": gate,
         "deploy_error": tags.get(TAG_DEPLOY_ERROR),
     }
+
+
+# --- promote and roll back, for people ---------------------------------------------------
+
+#: Tags a manual action leaves on the version it acted on (who, when, why), and on the
+#: version a rollback took out of service.
+TAG_MANUAL_ACTION = "manual_action"
+TAG_MANUAL_BY = "manual_by"
+TAG_MANUAL_AT = "manual_at"
+TAG_MANUAL_REASON = "manual_reason"
+TAG_ROLLED_BACK_AT = "rolled_back_at"
+TAG_ROLLED_BACK_BY = "rolled_back_by"
+TAG_ROLLED_BACK_REASON = "rolled_back_reason"
+MANUAL_ACTIONS = ("promote", "rollback")
+
+
+@dataclass
+class ManualResult:
+    """What ``driftloop promote`` or ``rollback`` did."""
+
+    action: str
+    version: str
+    champion_before: str
+    previous_after: str
+    deploy: dict[str, Any]
+    reason: str
+    actor: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _version(client: Any, name: str, version: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        known = sorted((int(mv.version) for mv in client.search_model_versions(
+            f"name = '{name}'")), reverse=True)
+        listed = ", ".join(map(str, known[:10])) or "none"
+        raise RegistryError(f"model {name!r} has no version {version!r} (versions: "
+                            f"{listed}); nothing changed") from None
+
+
+def promote_version(ctx: Context, version: str, *, reason: str, actor: str,
+                    target: str, timeout_s: float = 300.0) -> ManualResult:
+    """Make ``version`` champion (the old champion becomes ``previous``) and serve it.
+
+    Refuses, changing nothing, an unknown version, the champion itself, or an empty reason.
+    When the deploy fails the aliases go back where they were, and nothing is tagged.
+    """
+    if not reason.strip():
+        raise DriftloopError("give a reason (--reason): it is recorded on the version")
+    client = connect(ctx.settings)
+    mv = _version(client, ctx.name, version)
+    version = str(mv.version)
+    old_champion = alias(client, ctx.name, ALIAS_CHAMPION)
+    if version == old_champion:
+        raise DriftloopError(f"v{version} is already champion of {ctx.name!r}; nothing "
+                             "changed")
+    return _move_and_serve(ctx, client, "promote", version, reason=reason, actor=actor,
+                           target=target, timeout_s=timeout_s)
+
+
+def rollback(ctx: Context, *, reason: str, actor: str, target: str,
+             timeout_s: float = 300.0) -> ManualResult:
+    """``previous`` becomes champion again (and the champion it replaces, ``previous``),
+    served through the deploy target; the reason is recorded on both versions."""
+    client = connect(ctx.settings)
+    champion = alias(client, ctx.name, ALIAS_CHAMPION)
+    previous = alias(client, ctx.name, ALIAS_PREVIOUS)
+    if not previous:
+        raise DriftloopError(f"model {ctx.name!r} has no previous version to roll back to "
+                             f"(champion: v{champion or 'none'}); nothing changed")
+    return _move_and_serve(ctx, client, "rollback", previous, reason=reason, actor=actor,
+                           target=target, timeout_s=timeout_s)
+
+
+def _move_and_serve(ctx: Context, client: Any, action: str, version: str, *, reason: str,
+                    actor: str, target: str, timeout_s: float) -> ManualResult:
+    from datetime import UTC, datetime
+
+    from driftloop.registry import promote as move_aliases
+    from driftloop.registry import set_version_tags
+
+    deployer = make_deployer(target, ctx.settings, timeout_s=timeout_s)
+    old_champion = alias(client, ctx.name, ALIAS_CHAMPION)
+    old_previous = alias(client, ctx.name, ALIAS_PREVIOUS)
+    move_aliases(client, ctx.name, version)
+    try:
+        result = deployer.deploy(version)
+    except Exception as exc:
+        restored = restore_aliases(client, ctx.name, version, old_champion, old_previous)
+        cause = str(exc) if isinstance(exc, DriftloopError) else f"{type(exc).__name__}: {exc}"
+        raise DeployError(f"{action} of v{version} not served: {cause}; {restored}") from None
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    set_version_tags(client, ctx.name, version, {
+        TAG_MANUAL_ACTION: action, TAG_MANUAL_BY: actor, TAG_MANUAL_AT: now,
+        TAG_MANUAL_REASON: reason})
+    if action == "rollback" and old_champion:
+        set_version_tags(client, ctx.name, old_champion, {
+            TAG_ROLLED_BACK_AT: now, TAG_ROLLED_BACK_BY: actor,
+            TAG_ROLLED_BACK_REASON: reason})
+    return ManualResult(action, version, old_champion, alias(client, ctx.name, ALIAS_PREVIOUS),
+                        result.as_dict(), reason, actor)

@@ -214,3 +214,39 @@ def test_the_same_run_again_registers_and_promotes_nothing(loop: LocalLoop,
     assert loop.alias("previous") == "1"
     assert "already promoted as v2 (still champion" in proc.stderr
     assert server.served_version() == "2"
+
+
+def test_driftloop_rollback_makes_the_running_server_answer_with_the_previous_version(
+    loop: LocalLoop, server: Server,
+) -> None:
+    """What a person on call runs: ``driftloop rollback`` against the running server (its
+    URL and admin token from the environment), then ``driftloop status``."""
+    import subprocess
+    import sys
+
+    from driftloop.bootstrap import bootstrap
+    from driftloop.settings import PROJECT_ROOT
+
+    bootstrap(loop.settings, force=True)  # v2 is champion, v1 previous
+    LocalDeployer(server.url, server.token, timeout_s=60).deploy("2")
+    assert server.served_version() == "2"
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "driftloop", *argv], env=loop.env,
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+
+    done = cli("rollback", "--reason", "v2 answers late", "--by", "oncall")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == ("rollback: v1 is champion of iris-classifier (was "
+                                           "v2; previous now v2)")
+    assert server.served_version() == "1"
+    answer = server.post("/predict", {"features": [5.1, 3.5, 1.4, 0.2]}).json()
+    assert answer["model"] == {"name": MODEL, "version": "1"}
+    state = json.loads(cli("status", "--json").stdout)
+    assert state["server"]["version"] == "1"
+    assert state["aliases"]["champion"]["version"] == "1"
+    assert state["aliases"]["champion"]["promoted_by"].startswith("rollback by oncall at ")
+    assert state["aliases"]["previous"]["rolled_back"].endswith(": v2 answers late")
+    # Said in words too.
+    text = cli("status").stdout
+    assert f"server:      {server.url} serves v1 (onnx)" in text
