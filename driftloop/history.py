@@ -39,7 +39,7 @@ def promoted_by(tags: dict[str, str]) -> str:
     trigger = tags.get(lineage.TAG_TRIGGER, "")
     outcome = tags.get(TAG_OUTCOME, "")
     if trigger == "bootstrap":
-        return "bootstrap (the first champion)"
+        return "driftloop bootstrap"
     run = tags.get(lineage.TAG_AIRFLOW_RUN_ID) or tags.get("kfp_run_name") or "-"
     if outcome == OUTCOME_PROMOTED:
         return f"retrain pipeline ({trigger}; run {run})"
