@@ -191,6 +191,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
     import hashlib
 
     digest = hashlib.sha1(np.ascontiguousarray(frame[NUMERIC].to_numpy(np.float64)).tobytes())
-    for column in CATEGORICAL:
-        digest.update("|".join(map(str, frame[column].tolist())).encode())
+    for column in CATEGORICAL:  # a missing value is None or NaN by pandas version: one mark
+        digest.update("|".join("<missing>" if pd.isna(v) else str(v)
+                               for v in frame[column].tolist()).encode())
     return digest.hexdigest()[:16]

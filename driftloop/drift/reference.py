@@ -274,7 +274,7 @@ class Reference:
         unseen: dict[str, int] = {}
         gone = 0
         for raw, count in counted.items():
-            if raw is None or raw == MISSING_CATEGORY:
+            if raw is None or raw != raw or raw == MISSING_CATEGORY:  # None, NaN, marker
                 gone += count
                 continue
             value = raw if type(raw) is str else str(raw)

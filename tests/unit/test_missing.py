@@ -239,3 +239,13 @@ def test_missing_markers() -> None:
         [["x", MISSING_CATEGORY], [MISSING_CATEGORY, "y"]]
     assert [to_wire(v) for v in (float("nan"), MISSING_CATEGORY, "x", 1.5)] == \
         [None, None, "x", 1.5]
+
+
+def test_a_nan_category_is_missing_not_an_unseen_category() -> None:
+    """pandas 3 stores a missing string as NaN, pandas 2 as None: both are missing."""
+    reference, rng = _gappy_reference()
+    numeric, cats = _window(rng, 1000, 0.02, 0.0)
+    cats[:100, 1] = np.nan
+    cats[100:200, 1] = None
+    d = {f.feature: f for f in reference.evaluate(numeric, cats).features}["d"]
+    assert d.unseen_rate == 0.0 and d.missing_rate == pytest.approx(0.2)
