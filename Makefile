@@ -77,7 +77,7 @@ test: env test-tools ## create/update the env, lint, run the whole suite (the 15
 # The whole-loop forms that make test leaves out to stay under 10 minutes here (`full`: Airflow
 # metadata on PostgreSQL, a fresh process that needs only setup_local_airflow, the weekly
 # DAG, a rerun that promotes nothing, ...). .ci/run runs them after make test.
-test-full: env test-tools ## the tests marked full: whole-loop forms of make test's checks (~4 min)
+test-full: env test-tools ## the tests marked full: whole-loop forms of make test's checks (~6 min)
 	$(BIN)/pytest $(XDIST) -m "full and not ui"
 
 # The browser tier: Playwright for Python driving Debian's Chromium (never `playwright
