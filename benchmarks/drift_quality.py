@@ -232,7 +232,23 @@ def section(r: dict[str, Any]) -> str:
                          f"{_pct(s['attribution_precision'])} | {_pct(s['false_name_rate'])} | "
                          f"{s['ms_per_window']:.1f} |")
         lines.append("")
-    lines += ["### Targets", ""]
+    smallest = sizes[0]
+    lines += [f"### By stream, {int(smallest):,}-row windows: detection (recall)", "",
+              "| stream | " + " | ".join(PEER_NAMES.get(t, f"**{t}**" if t == "driftloop"
+                                                       else t) for t in tools[:4]) + " |",
+              "|---|" + "---:|" * len(tools[:4])]
+    for stream in r["streams"]:
+        cells = []
+        for tool in tools[:4]:
+            got = (scores[tool].get(smallest) or {}).get("streams", {}).get(stream)
+            if not got:
+                cells.append("-")
+                continue
+            recall = "" if got["recall"] is None else f" ({_pct(got['recall'])})"
+            cells.append(f"{_pct(got['detected'])}{recall}")
+        lines.append(f"| {stream} | " + " | ".join(cells) + " |")
+    lines += ["", "On the drift-free streams (none-a, none-b) detection is the false-alarm "
+              "rate.", "", "### Targets", ""]
     ours = scores["driftloop"]
     peers = {t: scores[t] for t in PEER_NAMES if t in scores}
 
