@@ -154,6 +154,7 @@ RELIABILITY_TESTS := tests/reliability \
   tests/airflow/test_dag_processes.py \
   tests/airflow/test_dag_runs.py::test_weekly_retrain_submits_a_scheduled_retrain \
   tests/airflow/test_local_stack.py::test_a_rest_triggered_run_succeeds \
+  tests/airflow/test_local_stack.py::test_backfill_through_the_api_reads_each_past_hour \
   tests/pipelines/test_local_run.py tests/pipelines/test_live_server.py \
   tests/serving/test_admin_reload.py tests/serving/test_predict.py \
   tests/serving/test_feedback.py tests/serving/test_endpoints.py tests/serving/test_openapi.py \

@@ -24,7 +24,7 @@ from driftloop_airflow.local_runs import (
 from tests.airflow.conftest import Live
 from tests.airflow.kfp_api import recording_server
 from tests.local_stack import shown_end
-from tests.pipelines.conftest import PETAL_SHIFT, iris_rows
+from tests.pipelines.conftest import PETAL_SHIFT, assert_retrain_artifacts, iris_rows
 from tests.processes import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
@@ -178,6 +178,8 @@ def test_drift_retrains_promotes_and_the_server_swaps(
     assert params["model_name"] == "iris-classifier" and params["deploy_target"] == "local"
     tags = live.loop.versions()["2"]
     assert tags["trigger"] == "drift" and tags["airflow_run_id"] == outcome.run_id
+    # What the run left for the KFP UI: provenance, the evaluation report, the metrics.
+    assert_retrain_artifacts(run["result"], production_rows=240)
 
 
 def test_a_failed_retrain_fails_the_task_with_the_runs_error(

@@ -103,7 +103,10 @@ def test_a_rest_triggered_run_succeeds(stack: Stack) -> None:
     assert loop.alias("champion") == "1"
 
 
+@pytest.mark.full
 def test_backfill_through_the_api_reads_each_past_hour(stack: Stack) -> None:
+    """make test-full: make test backfills through dag.test() (tests/airflow/test_dag_runs.py)
+    and make test-ui through this stack's backfill dialog in Chromium."""
     hours = log_past_hours(stack, (60, 7), hours_ago=30, seed=72)
     body = {"dag_id": DAG, "from_date": hours[0][0].isoformat(),
             "to_date": hours[1][0].isoformat(), "max_active_runs": 1}

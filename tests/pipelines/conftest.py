@@ -239,3 +239,30 @@ def window_after(minutes: int) -> tuple[str, str]:
     now = datetime.now(UTC).replace(microsecond=0)
     return ((now - timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
             (now + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z"))
+
+
+def assert_retrain_artifacts(summary: dict[str, Any], production_rows: int) -> None:
+    """A promoting drift retrain's KFP artifacts (``summary``: run-local's result line):
+    dataset provenance, the evaluation report with its drift table and plots, the metrics
+    and the confusion matrix KFP's UI shows."""
+    gate = summary["gate"]
+    run_dir = Path(summary["artifacts"])
+    load_out = json.loads((run_dir / "load-data" / "executor_output.json").read_text())
+    meta = load_out["artifacts"]["data"]["artifacts"][0]["metadata"]
+    assert (meta["rows_source"], meta["rows_production"]) == (150, production_rows)
+    assert json.loads(meta["production_rows_by_served_version"]) == {"1": production_rows}
+    report = (run_dir / "evaluate-model" / "report").read_text()
+    assert "Drift: fresh rows against the champion" in report
+    assert report.count("<td>DRIFT</td>") >= 2  # petal_length and petal_width
+    assert report.count("<img alt=") == 4  # one distribution plot per feature
+    assert "Served predictions in the window, against feedback" in report
+    evaluate_out = json.loads((run_dir / "evaluate-model" /
+                               "executor_output.json").read_text())
+    metrics = evaluate_out["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["gate_passed"] == 1.0
+    assert metrics["challenger_gate_accuracy"] == pytest.approx(float(gate["challenger"]))
+    confusion = evaluate_out["artifacts"]["confusion"]["artifacts"][0]["metadata"]
+    matrix = confusion["confusionMatrix"]
+    assert [c["displayName"] for c in matrix["annotationSpecs"]] == \
+        ["setosa", "versicolor", "virginica"]
+    assert sum(map(sum, (r["row"] for r in matrix["rows"]))) == int(gate["holdout_rows"])

@@ -20,6 +20,7 @@ from tests.pipelines.conftest import (
     PETAL_SHIFT,
     LocalLoop,
     Server,
+    assert_retrain_artifacts,
     iris_rows,
     iris_spec_with,
     make_loop,
@@ -133,31 +134,15 @@ def _drift_retrain_promotes(loop: LocalLoop, server: Server) -> tuple[tuple[str,
                                                  strict=True))
     assert hits / len(fresh) >= 0.9
 
-    # The run's artifacts: dataset provenance, the evaluation report, the metrics.
-    run_dir = Path(summary["artifacts"])
-    load_out = json.loads((run_dir / "load-data" / "executor_output.json").read_text())
-    meta = load_out["artifacts"]["data"]["artifacts"][0]["metadata"]
-    assert (meta["rows_source"], meta["rows_production"]) == (150, 240)
-    assert json.loads(meta["production_rows_by_served_version"]) == {"1": 240}
-    report = (run_dir / "evaluate-model" / "report").read_text()
-    assert "Drift: fresh rows against the champion" in report
-    assert report.count("<td>DRIFT</td>") >= 2  # petal_length and petal_width
-    assert report.count("<img alt=") == 4  # one distribution plot per feature
-    assert "Served predictions in the window, against feedback" in report
-    evaluate_out = json.loads((run_dir / "evaluate-model" /
-                               "executor_output.json").read_text())
-    metrics = evaluate_out["artifacts"]["metrics"]["artifacts"][0]["metadata"]
-    assert metrics["gate_passed"] == 1.0
-    assert metrics["challenger_gate_accuracy"] == pytest.approx(float(gate["challenger"]))
-    confusion = evaluate_out["artifacts"]["confusion"]["artifacts"][0]["metadata"]
-    matrix = confusion["confusionMatrix"]
-    assert [c["displayName"] for c in matrix["annotationSpecs"]] == \
-        ["setosa", "versicolor", "virginica"]
-    assert sum(map(sum, (r["row"] for r in matrix["rows"]))) == int(gate["holdout_rows"])
+    assert_retrain_artifacts(summary, production_rows=240)
     return params, summary
 
 
+@pytest.mark.full
 def test_drift_retrain_serves_the_new_champion(loop: LocalLoop, server: Server) -> None:
+    """The run-local form (make test-full) of what make test runs through Airflow
+    (tests/airflow/test_dag_runs.py: drift, a KFP local run, v2 promoted and hot-swapped,
+    the same artifacts checked) and the demo."""
     _drift_retrain_promotes(loop, server)
 
 
