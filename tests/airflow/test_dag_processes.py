@@ -54,12 +54,17 @@ def _dag_test_in_child(home: Path, window: tuple[str, str], conf: dict[str, Any]
                             stdout=subprocess.DEVNULL, stderr=(home / "log").open("w"))
 
 
+@pytest.mark.full
 def test_concurrent_runs_submit_one_retrain_then_the_cooldown_holds(
         shared_live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         airflow_db: Path) -> None:
     """Two drift runs at once (two processes, one lock): exactly one submission; after it,
     the cooldown period holds. The retrain itself fails fast here (a spec that does not
-    exist): what is under test is the submission, and a failed run counts too."""
+    exist): what is under test is the submission, and a failed run counts too.
+
+    make test-full: make test checks the lock and the cooldown at the hook
+    (tests/airflow/test_kfp_local.py: test_submission_lock_excludes_other_holders,
+    test_recent_runs_are_newest_first_and_feed_the_cooldown)."""
     live = dataclasses.replace(shared_live, kfp_state=tmp_path / "kfp")  # own run records
     live.connections(monkeypatch)
     window = serve_traffic(live, iris_rows(240, seed=41, shift=PETAL_SHIFT))
