@@ -151,7 +151,7 @@ bench: env bench-tools $(BENCH_EVIDENTLY_VENV)/bin/python ## serving, drift and 
 # skipped and RELIABILITY.md says so.
 RELIABILITY_OUT := .driftloop/reliability
 RELIABILITY_TESTS := tests/reliability \
-  tests/airflow/test_dag_processes.py \
+  tests/airflow/test_dag_processes.py tests/airflow/test_manual_promotion.py \
   tests/airflow/test_dag_runs.py::test_weekly_retrain_submits_a_scheduled_retrain \
   tests/airflow/test_local_stack.py::test_a_rest_triggered_run_succeeds \
   tests/airflow/test_local_stack.py::test_backfill_through_the_api_reads_each_past_hour \

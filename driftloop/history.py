@@ -11,7 +11,9 @@ import re
 from typing import Any
 
 from driftloop import lineage
+from driftloop.gate.decision import VERDICT_WORDS
 from driftloop.promotion import (
+    OUTCOME_INSUFFICIENT,
     OUTCOME_PROMOTED,
     OUTCOME_REJECTED,
     OUTCOME_ROLLED_BACK,
@@ -27,6 +29,8 @@ from driftloop.promotion import (
 from driftloop.registry import ALIAS_CHAMPION, ALIAS_PREVIOUS
 from driftloop.settings import Settings
 
+#: How the gate's reasons begin.
+GATE_VERDICTS = tuple(f"{word}:" for word in VERDICT_WORDS.values())
 #: The aliases ``status`` shows, in order (``challenger``: the shadow stage's, when set).
 SHOWN_ALIASES = (ALIAS_CHAMPION, ALIAS_PREVIOUS, "challenger")
 
@@ -45,6 +49,8 @@ def promoted_by(tags: dict[str, str]) -> str:
         return f"retrain pipeline ({trigger}; run {run})"
     if outcome == OUTCOME_REJECTED:
         return f"not promoted: the gate rejected it ({trigger}; run {run})"
+    if outcome == OUTCOME_INSUFFICIENT:
+        return f"not promoted: the gate had too few rows to decide ({trigger}; run {run})"
     if outcome == OUTCOME_ROLLED_BACK:
         return f"rolled back: its deploy failed ({tags.get('deploy_error', '')[:200]})"
     return "-"
@@ -54,8 +60,11 @@ def version_row(mv: Any, aliases: list[str]) -> dict[str, Any]:
     tags = dict(mv.tags)
     gate = None
     if tags.get("gate_passed"):
-        gate = ("passed" if tags["gate_passed"] == "true" else "failed") + (
-            f": {tags['gate_reason']}" if tags.get("gate_reason") else "")
+        reason = tags.get("gate_reason", "")
+        # The gate's own reasons begin with its verdict; older tags may not.
+        gate = reason if reason.startswith(GATE_VERDICTS) else (
+            ("passed" if tags["gate_passed"] == "true" else "failed")
+            + (f": {reason}" if reason else ""))
     row: dict[str, Any] = {
         "version": str(mv.version),
         "aliases": sorted(aliases),

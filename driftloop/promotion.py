@@ -20,6 +20,7 @@ from driftloop import lineage
 from driftloop.deploy import DeployError, DeployResult, make_deployer
 from driftloop.errors import DriftloopError, RegistryError
 from driftloop.gate import GateResult
+from driftloop.gate import decision as gate_outcomes
 from driftloop.registry import ALIAS_CHAMPION, ALIAS_PREVIOUS, alias_version, connect
 from driftloop.run_context import Context, Lineage
 
@@ -29,6 +30,8 @@ TAG_DEPLOY_TARGET = "deploy_target"
 TAG_DEPLOY_ERROR = "deploy_error"
 OUTCOME_PROMOTED = "promoted"
 OUTCOME_REJECTED = "rejected"
+#: The gate could not decide on the rows it had: registered without alias, not a failure.
+OUTCOME_INSUFFICIENT = "insufficient_evidence"
 OUTCOME_ROLLED_BACK = "rolled_back"
 
 
@@ -125,7 +128,8 @@ def register(
                                f"({earlier[0].tags.get(TAG_OUTCOME, '?')}); nothing new")
     # Tagged "promoted" before the alias moves: should this process die in between, a
     # rerun will not promote a second version (the champion then simply stays the old one).
-    outcome = OUTCOME_PROMOTED if promote else OUTCOME_REJECTED
+    outcome = (OUTCOME_PROMOTED if promote else OUTCOME_INSUFFICIENT
+               if gate.outcome == gate_outcomes.OUTCOME_INSUFFICIENT else OUTCOME_REJECTED)
     version = register_version(client, ctx.name, run_id, model_uri,
                                _version_tags(ctx, lin, run_id, gate, outcome))
     if not promote:
@@ -291,8 +295,9 @@ def rollback(ctx: Context, *, reason: str, actor: str, target: str,
     champion = alias(client, ctx.name, ALIAS_CHAMPION)
     previous = alias(client, ctx.name, ALIAS_PREVIOUS)
     if not previous:
+        now = f"v{champion}" if champion else "none"
         raise DriftloopError(f"model {ctx.name!r} has no previous version to roll back to "
-                             f"(champion: v{champion or 'none'}); nothing changed")
+                             f"(champion: {now}); nothing changed")
     return _move_and_serve(ctx, client, "rollback", previous, reason=reason, actor=actor,
                            target=target, timeout_s=timeout_s)
 

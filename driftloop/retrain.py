@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,19 @@ import pandas as pd
 
 from driftloop.data import load_training_data
 from driftloop.errors import DataError, DriftloopError, RegistryError
-from driftloop.evaluation import (
+from driftloop.gate import GateThresholds
+from driftloop.gate.evaluation import (
     EXTRA_COLUMNS,
     ORIGIN_COLUMN,
     ORIGIN_PRODUCTION,
     ORIGIN_SOURCE,
+    PREDICTION_COLUMN,
     REQUEST_ID_COLUMN,
     SERVED_VERSION_COLUMN,
     TS_COLUMN,
     Evaluation,
     training_frame,
 )
-from driftloop.gate import GateThresholds
 from driftloop.predlog.codec import masked_url
 from driftloop.progress import Progress
 from driftloop.promotion import TAG_RUN_KEY
@@ -54,7 +54,6 @@ from driftloop.spec import ModelSpec
 FAILURE_MARKER = "DRIFTLOOP_STEP_FAILED"
 #: A retrain dataset needs at least this many complete rows.
 MIN_ROWS = 10
-PREDICTION_COLUMN = "driftloop_prediction"
 
 
 @contextmanager
@@ -364,7 +363,7 @@ def evaluate(
     """Challenger vs champion on the same holdout → gate result; writes the HTML report, and
     logs it (with the data validation's, when given) on the challenger's MLflow run
     ``run_id`` as ``reports/*.html``, where the MLflow UI shows them."""
-    from driftloop.evaluation import evaluate as run_evaluation
+    from driftloop.gate.evaluation import evaluate as run_evaluation
     from driftloop.registry import load_sklearn
 
     thresholds = GateThresholds.from_spec(ctx.spec, min_value=min_value,
@@ -381,6 +380,8 @@ def evaluate(
     )
     fresh = frame[frame[ORIGIN_COLUMN] == ORIGIN_PRODUCTION]
     reference = _champion_reference(ctx, champ.run_id) if champ is not None else None
+    from driftloop.gate.report import evaluation_report
+
     html = evaluation_report(ctx, result, frame, reference,
                              drift_report(ctx, reference, fresh[ctx.spec.feature_names]))
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -393,68 +394,3 @@ def evaluate(
             reports["validation"] = validation_report.read_text()
         log_to_run(client, run_id, reports)
     return result
-
-
-def evaluation_report(
-    ctx: Context, ev: Evaluation, frame: pd.DataFrame, reference: pd.DataFrame | None,
-    drift: dict[str, Any] | None,
-) -> str:
-    from driftloop.retrain_report import (
-        confusion_table,
-        distribution_plots,
-        drift_table,
-        page,
-        table,
-        verdict,
-    )
-
-    g = ev.gate
-    keys = ("accuracy", "f1_weighted", "precision_weighted", "recall_weighted")
-    columns = [(who, which) for who in ev.scores for which in ("gate", "holdout")]
-    header = ["metric", *[f"{who} ({'gate rows' if which == 'gate' else 'whole holdout'})"
-                          for who, which in columns]]
-    rows = [[k, *[ev.scores[who][which][k] for who, which in columns]] for k in keys]
-    production = frame[frame[ORIGIN_COLUMN] == ORIGIN_PRODUCTION]
-    live = []
-    if len(production):
-        hits = production[PREDICTION_COLUMN].astype(str) == production[ctx.spec.target].astype(str)
-        for version, group in hits.groupby(production[SERVED_VERSION_COLUMN]):
-            live.append([f"v{version}", len(group), float(group.mean())])
-    samples = {"source data": frame[frame[ORIGIN_COLUMN] == ORIGIN_SOURCE],
-               "fresh labeled rows": production}
-    if reference is not None:
-        samples = {f"champion v{g.champion_version} reference": reference, **samples}
-    logged = ""
-    if len(production):
-        first, last = production[TS_COLUMN].min(), production[TS_COLUMN].max()
-        logged = f" (served between {first:%Y-%m-%d %H:%M:%S} and {last:%Y-%m-%d %H:%M:%S} UTC)"
-    body = [
-        verdict(g.passed, g.reason),
-        f"<p>Data: {int((frame[ORIGIN_COLUMN] == ORIGIN_SOURCE).sum())} rows from the spec's "
-        f"source {escape(ctx.spec.data.source)} + {len(production)} fresh labeled rows from "
-        f"the prediction log{logged}.</p>",
-        table(["figure", "value"], [
-            ["gate metric", g.metric], ["floor (min_value)", g.min_value],
-            ["max regression", g.max_regression], ["challenger", g.challenger],
-            ["champion", "none" if g.champion is None else g.champion],
-            ["champion version", g.champion_version or "none"],
-            ["judged on", f"{g.holdout_rows} {g.holdout} rows"],
-            ["holdout rows (fresh)", f"{ev.holdout_rows} ({ev.fresh_holdout_rows})"],
-        ]),
-        "<h2>Challenger and champion on the same rows</h2>", table(header, rows),
-    ]
-    for who in ev.scores:
-        body.append(f"<h2>Confusion matrix: {who}, gate rows</h2>")
-        body.append(confusion_table(ev.scores[who]["gate"]["confusion_matrix"], ev.labels))
-    if live:
-        body.append("<h2>Served predictions in the window, against feedback</h2>")
-        body.append(table(["served version", "labeled rows", "live accuracy"], live))
-    body.append("<h2>Drift: fresh rows against the champion's reference</h2>")
-    body.append(drift_table(drift))
-    body.append("<h2>Feature distributions</h2>")
-    body.append(distribution_plots(ctx.spec, samples))
-    return page(f"Retrain evaluation: {ctx.name}", "".join(body))
-
-
-
-

@@ -28,6 +28,7 @@ table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;paddi
 th{background:#f3f3f3;text-align:left} td.n{text-align:right;font-variant-numeric:tabular-nums}
 .verdict{padding:.6rem 1rem;border-radius:.3rem;font-weight:600}
 .pass{background:#e3f5e1;color:#1d5c1a} .fail{background:#fbe3e1;color:#7a1d16}
+.undecided{background:#fdf3d7;color:#6b4e00}
 .plots{display:flex;flex-wrap:wrap;gap:.5rem} .plots img{width:22rem}
 .muted{color:#666}
 """
@@ -61,8 +62,11 @@ def page(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>")
 
 
-def verdict(ok: bool, text: str) -> str:
-    return f"<p class='verdict {'pass' if ok else 'fail'}'>{escape(text)}</p>"
+def verdict(ok: bool | None, text: str) -> str:
+    """A verdict line: green for a pass, red for a fail, amber when it could not be decided
+    (``None``: e.g. the gate had too few rows)."""
+    style = "undecided" if ok is None else "pass" if ok else "fail"
+    return f"<p class='verdict {style}'>{escape(text)}</p>"
 
 
 def _cell(value: Any) -> str:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from driftloop.errors import SpecError
 
 GateMetric = Literal["accuracy", "f1_weighted", "precision_weighted", "recall_weighted"]
+#: What the paired gate must show about ``challenger - champion`` (driftloop.gate).
+GateRequirement = Literal["non_inferiority", "superiority"]
 
 
 class _Strict(BaseModel):
@@ -89,12 +91,22 @@ class SplitSpec(_Strict):
 
 
 class GateSpec(_Strict):
-    """A challenger is promoted only if ``metric >= min_value`` and it does not fall more than
-    ``max_regression`` below the champion on the same holdout."""
+    """A challenger is promoted only if ``metric >= min_value`` and a paired test on the same
+    rows shows it no worse than the champion (driftloop.gate)."""
 
     metric: GateMetric = "accuracy"
     min_value: float = Field(default=0.8, ge=0, le=1)
-    max_regression: float = Field(default=0.02, ge=0, le=1)
+    max_regression: float = Field(
+        default=0.02, ge=0, le=1,
+        description="Non-inferiority margin: the lower end of the interval of challenger - "
+        "champion must be above -max_regression.")
+    require: GateRequirement = Field(
+        default="non_inferiority",
+        description="`non_inferiority` (no worse than the champion by more than "
+        "max_regression) or `superiority` (better than the champion).")
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1,
+        description="Confidence of the interval of challenger - champion.")
 
 
 class DriftSpec(_Strict):

@@ -18,6 +18,7 @@ from driftloop_airflow.window import Window
 
 DRIFT_MONITOR = "driftloop_drift_monitor"
 WEEKLY_RETRAIN = "driftloop_weekly_retrain"
+MANUAL_PROMOTION = "driftloop_manual_promotion"
 
 
 @dataclass
@@ -130,3 +131,12 @@ def run_weekly_retrain(start: datetime | str | None = None, end: datetime | str 
         window = Window.of(start, end)
         conf.update(window_start=window.as_dict()["start"], window_end=window.as_dict()["end"])
     return run_dag(WEEKLY_RETRAIN, conf=conf)
+
+
+def run_manual_action(action: str, *, reason: str, version: str | None = None,
+                      deploy_target: str | None = None) -> DagRunOutcome:
+    """The manual promotion DAG, as a person triggers it from the UI."""
+    conf: dict[str, Any] = {"action": action, "reason": reason, "version": version}
+    if deploy_target is not None:
+        conf["deploy_target"] = deploy_target
+    return run_dag(MANUAL_PROMOTION, conf=conf)

@@ -88,3 +88,20 @@ def task_states(ti: Any, dag_id: str, run_id: str) -> dict[str, str | None]:
     by_task = found.get(run_id, found)
     return {str(task): (None if state is None else str(getattr(state, "value", state)))
             for task, state in by_task.items()}
+
+
+def describe_action(action: str | None, state: str | None, result: dict[str, Any] | None,
+                    error: str | None) -> tuple[str, bool]:
+    """(the manual action's sentence, whether it failed), for the manual promotion DAG."""
+    what = action or "action"
+    if state == "success" and result:
+        deploy = result.get("deploy") or {}
+        text = (f"{what}: v{result.get('version')} is champion (was "
+                f"v{result.get('champion_before') or 'none'}; previous now "
+                f"v{result.get('previous_after') or 'none'}); served via "
+                f"{deploy.get('target', '?')}: {deploy.get('status', '?')}; tagged by "
+                f"{result.get('actor')}: {result.get('reason')}")
+        return text, False
+    if error:
+        return f"{what} refused, nothing changed: {error}", True
+    return f"{what} did not run ({state or 'no state'}; see the task log)", True

@@ -1,4 +1,5 @@
-"""TaskFlow tasks both DAGs use: the window, the server check, the retrain parameters.
+"""TaskFlow tasks the DAGs use: the window, the server check, the retrain parameters, and each
+run's closing ``outcome``.
 
 Bodies import their hooks lazily, so importing this module (at DAG parse) stays cheap.
 """
@@ -91,6 +92,27 @@ def outcome(decision: str | None = None) -> str:
                 "kfp_run_id": pull("submit_retrain", "kfp_run_id"),
                 "run": pull("submit_retrain")},
     )
+    log.info("outcome: %s", text)
+    if failed:
+        ti.xcom_push(key="return_value", value=text)
+        raise AirflowFailException(text)
+    return text
+
+
+@task(task_id="outcome", trigger_rule="all_done", retries=0, on_failure_callback=[])
+def action_outcome(action_task: str = "act") -> str:
+    """The manual action's result in one sentence; fails when the action failed (which has
+    alerted already), so the run keeps its state."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from driftloop_airflow.outcome import describe_action, task_states
+
+    context = get_current_context()
+    ti = context["ti"]
+    text, failed = describe_action(
+        context["params"].get("action"),
+        task_states(ti, ti.dag_id, ti.run_id).get(action_task),
+        ti.xcom_pull(task_ids=action_task), ti.xcom_pull(task_ids=action_task, key="error"))
     log.info("outcome: %s", text)
     if failed:
         ti.xcom_push(key="return_value", value=text)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kfp import dsl, kubernetes
 
+from driftloop import naming
 from kfp_pipelines.components import (
     deploy_model,
     evaluate_model,
@@ -44,7 +45,7 @@ PARAMETERS = {
 #: the variable names, as in k8s/base/configmap.yaml) and this Secret, in the namespace the
 #: KFP runs use. All keys are optional: what is absent keeps the Settings default. The
 #: local runner ignores this and passes the caller's environment instead.
-SETTINGS_CONFIG_MAP = "driftloop-settings"
+SETTINGS_CONFIG_MAP = naming.SETTINGS_CONFIG_MAP
 SETTINGS_FROM_CONFIG_MAP = (
     "DRIFTLOOP_MLFLOW_TRACKING_URI", "DRIFTLOOP_MLFLOW_ARTIFACT_ROOT",
     "DRIFTLOOP_MLFLOW_EXPERIMENT", "DRIFTLOOP_SPEC_PATH", "DRIFTLOOP_MODEL_NAME",

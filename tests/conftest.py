@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +130,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
         report.longrepr = (f"CI=true: this test would have been skipped, and CI allows no "
                            f"skip: {reason}")
     return report
+
+
+def paired_gate(rows: int, *, both: int, champion_only: int, challenger_only: int,
+                spec: Path = IRIS_SPEC, champion_version: str = "1") -> Any:
+    """A real gate verdict on ``rows`` rows with the given paired table (the rest: both
+    wrong): for tests of what is done with a verdict, not of how it is reached."""
+    import numpy as np
+
+    from driftloop.gate import GateThresholds, compare, decide
+    from driftloop.spec import load_spec
+
+    truth, champion, challenger = (np.array(["a"] * rows), np.array(["b"] * rows),
+                                   np.array(["b"] * rows))
+    champion[:both + champion_only] = "a"
+    challenger[:both] = "a"
+    challenger[both + champion_only:both + champion_only + challenger_only] = "a"
+    c = compare("accuracy", truth, champion, challenger, ["a", "b"])
+    return decide(GateThresholds.from_spec(load_spec(spec)), c.challenger, c,
+                  champion_version=champion_version, holdout_rows=rows)

@@ -40,21 +40,34 @@ class KfpBackend(Protocol):
     def trigger_kwargs(self) -> dict[str, Any]: ...
 
 
-def backend_from_connection(conn: Any) -> KfpBackend:
-    """The backend a ``driftloop_kfp`` connection describes."""
+def backend_kind(conn: Any) -> str:
+    """``local`` or ``rest``: the connection's extra ``backend``, else ``rest`` when it has a
+    host. The manual-action hook reads it too: actions run where retrains run."""
+    kind = (conn.extra_dejson or {}).get("backend") or ("rest" if conn.host else "local")
+    if kind not in ("local", "rest"):
+        raise ValueError(f"connection {conn.conn_id!r}: extra backend={kind!r} is not one of "
+                         "'rest' (Kubeflow Pipelines API) or 'local' (KFP local runner)")
+    return kind
+
+
+def local_config(conn: Any) -> LocalConfig:
+    """The local backend's settings (interpreter, workdir, env) from the connection."""
     from driftloop.settings import PROJECT_ROOT
     from driftloop_airflow.config import airflow_settings
 
-    extra = conn.extra_dejson or {}
-    kind = extra.get("backend") or ("rest" if conn.host else "local")
+    return LocalConfig.from_connection(
+        conn, default_state_dir=airflow_settings().state_dir, default_workdir=PROJECT_ROOT)
+
+
+def backend_from_connection(conn: Any) -> KfpBackend:
+    """The backend a ``driftloop_kfp`` connection describes."""
+    from driftloop.settings import PROJECT_ROOT
+
+    kind = backend_kind(conn)
     if kind == "local":
-        return KfpLocalBackend(LocalConfig.from_connection(
-            conn, default_state_dir=airflow_settings().state_dir, default_workdir=PROJECT_ROOT))
-    if kind == "rest":
-        return KfpRestBackend(RestConfig.from_connection(
-            conn, default_package=str(PROJECT_ROOT / PIPELINE_PACKAGE)))
-    raise ValueError(f"connection {conn.conn_id!r}: extra backend={kind!r} is not one of "
-                     "'rest' (Kubeflow Pipelines API) or 'local' (KFP local runner)")
+        return KfpLocalBackend(local_config(conn))
+    return KfpRestBackend(RestConfig.from_connection(
+        conn, default_package=str(PROJECT_ROOT / PIPELINE_PACKAGE)))
 
 
 class KfpHook(BaseHook):

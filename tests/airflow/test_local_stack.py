@@ -42,8 +42,9 @@ def test_make_up_prints_where_everything_answers(stack: Stack) -> None:
     assert httpx.get(f"{stack.mlflow}/health", timeout=10).status_code == 200
     assert httpx.get(f"{stack.server}/ready", timeout=10).status_code == 200
     dags = {d["dag_id"]: d for d in stack.api("GET", "/dags")["dags"]}
-    assert set(dags) == {DAG, "driftloop_weekly_retrain"}
+    assert set(dags) == {DAG, "driftloop_weekly_retrain", "driftloop_manual_promotion"}
     assert dags[DAG]["is_paused"] is False and dags["driftloop_weekly_retrain"]["is_paused"]
+    assert dags["driftloop_manual_promotion"]["is_paused"] is False
     assert stack.api("GET", "/importErrors")["total_entries"] == 0
     pool = stack.api("GET", "/pools/driftloop_retrain")
     assert pool["slots"] == 1
@@ -151,7 +152,10 @@ def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:
     retrain defers submit_retrain to KfpRunTrigger, whose run fails (a spec that does not
     exist) and fails the task with the run's error."""
     start = datetime.now(UTC)
-    end = start + timedelta(seconds=90)  # open long enough for a busy scheduler to start
+    # Open long enough that even a scheduler starved by the other xdist workers starts
+    # wait_for_rows before it closes (CI once took > 90 s): the trigger fires as soon as the
+    # rows arrive, so a late end costs nothing.
+    end = start + timedelta(minutes=10)
     run = stack.api("POST", f"/dags/{DAG}/dagRuns", json={
         "logical_date": None,
         "conf": {"window_start": start.isoformat(), "window_end": end.isoformat(),
@@ -163,9 +167,17 @@ def test_deferred_tasks_resume_from_the_real_triggerer(stack: Stack) -> None:
         return "".join(p.read_text() for p in
                        (task_logs / f"task_id={task_id}").glob("*.trigger.*.log"))
 
+    def polled() -> bool:
+        if "0 of 50 rows" in trigger_log("wait_for_rows"):
+            return True
+        tasks = stack.tasks(run["dag_run_id"])
+        assert tasks.get("wait_for_rows") not in ("success", "failed", "skipped"), \
+            f"wait_for_rows ended before its trigger polled the window: {tasks}"
+        return False
+
     # The rows arrive once wait_for_rows is deferred and its trigger has polled the window.
-    wait_until(lambda: "0 of 50 rows" in trigger_log("wait_for_rows"),
-               "the window trigger's first poll (0 of 50 rows)", timeout=180, interval=1)
+    wait_until(polled, "the window trigger's first poll (0 of 50 rows)", timeout=300,
+               interval=1)
     rows = iris_rows(60, seed=73)
     features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     answer = httpx.post(f"{stack.server}/predict", timeout=30,

@@ -23,7 +23,9 @@ DAG_FILES = sorted(p for p in DAGS_FOLDER.glob("*.py") if not p.name.startswith(
 EXPECTED = {
     "driftloop_drift_monitor": {"cron": "0 * * * *", "file": "driftloop_drift_monitor.py"},
     "driftloop_weekly_retrain": {"cron": "0 0 * * 0", "file": "driftloop_weekly_retrain.py"},
+    "driftloop_manual_promotion": {"cron": None, "file": "driftloop_manual_promotion.py"},
 }
+SCHEDULED = sorted(d for d, e in EXPECTED.items() if e["cron"])
 #: What neither a DAG file nor the plugin package may import at module level.
 HEAVY = ["sklearn", "mlflow", "kfp", "great_expectations", "scipy", "pandas", "numpy",
          "onnxruntime", "torch", "fastapi"]
@@ -80,10 +82,14 @@ def test_every_run_ends_with_its_outcome(dagbag, dag_id: str) -> None:
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
 def test_schedule_is_as_documented(dagbag, dag_id: str) -> None:
-    """Data-interval timetables: each run's window is the period it covers."""
+    """Data-interval timetables: each run's window is the period it covers. The manual
+    promotion DAG has no schedule: it runs when a person triggers it."""
     from airflow.sdk import CronDataIntervalTimetable
 
     timetable = dagbag.dags[dag_id].timetable
+    if EXPECTED[dag_id]["cron"] is None:
+        assert type(timetable).__name__ == "NullTimetable"
+        return
     assert isinstance(timetable, CronDataIntervalTimetable)
     assert timetable.expression == EXPECTED[dag_id]["cron"]
     assert str(timetable.timezone) in {"UTC", "Timezone('UTC')"}
@@ -92,7 +98,10 @@ def test_schedule_is_as_documented(dagbag, dag_id: str) -> None:
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
 def test_params_describe_themselves(dagbag, dag_id: str) -> None:
     params = dagbag.dags[dag_id].params
-    assert {"window_start", "window_end", "cooldown_minutes", "deploy_target"} <= set(params)
+    expected = ({"window_start", "window_end", "cooldown_minutes", "deploy_target"}
+                if EXPECTED[dag_id]["cron"] else
+                {"action", "version", "reason", "deploy_target"})
+    assert expected <= set(params)
     for name in params:
         assert params.get_param(name).description, f"param {name} has no description"
 
@@ -106,7 +115,7 @@ def _form_accepts(param: object, value: object) -> bool:
     return True
 
 
-@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+@pytest.mark.parametrize("dag_id", SCHEDULED)
 def test_the_trigger_form_accepts_its_own_defaults(dagbag, dag_id: str) -> None:
     """Issue: the Trigger button was disabled with the defaults: `Param("", type="string")`
     reads an empty field as null, which a plain `string` refuses. Every default validates,
@@ -121,6 +130,24 @@ def test_the_trigger_form_accepts_its_own_defaults(dagbag, dag_id: str) -> None:
     assert _form_accepts(params.get_param("deploy_target"), "kubernetes")
     assert not _form_accepts(params.get_param("deploy_target"), "k8s")
     assert not _form_accepts(params.get_param("gate_min_value"), -1)  # bounds mean something
+
+
+def test_the_manual_promotion_form_requires_a_reason_and_nothing_else(dagbag) -> None:
+    """The form starts valid but for the reason, which a person must give (it is recorded
+    on the version); everything else has a working default or is optional."""
+    params = dagbag.dags["driftloop_manual_promotion"].params
+    for name in ("action", "version", "deploy_target"):
+        param = params.get_param(name)
+        assert _form_accepts(param, param.value), f"{name}: its default is refused"
+    reason = params.get_param("reason")
+    assert not _form_accepts(reason, "") and not _form_accepts(reason, "   ")
+    assert not _form_accepts(reason, None)
+    assert _form_accepts(reason, "v3 answers 500s on /predict")
+    assert params.get_param("action").value == "rollback"
+    assert _form_accepts(params.get_param("action"), "promote")
+    assert not _form_accepts(params.get_param("action"), "delete")
+    assert _form_accepts(params.get_param("version"), None)
+    assert _form_accepts(params.get_param("version"), "3")
 
 
 def test_the_form_check_fails_on_the_old_params() -> None:
@@ -155,6 +182,14 @@ def test_weekly_retrain_flow(dagbag) -> None:
     assert submit.deferrable is True
     assert submit.timeout >= timedelta(minutes=30)
     assert submit.upstream_task_ids == {"retrain_parameters"}
+
+
+def test_manual_promotion_flow(dagbag) -> None:
+    dag = dagbag.dags["driftloop_manual_promotion"]
+    act = dag.task_dict["act"]
+    assert type(act).__name__ == "ManualActionOperator"
+    assert act.downstream_task_ids == {"outcome"}
+    assert dag.is_paused_upon_creation is False, "a manual DAG runs only when triggered"
 
 
 def _imported_after(code: str) -> list[str]:

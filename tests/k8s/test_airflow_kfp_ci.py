@@ -182,3 +182,30 @@ def test_the_pipeline_finds_its_settings_and_credentials(
         "the pipeline must read the prediction log the server writes"
     token = find(overlay, "Secret", "driftloop-serving")["stringData"]["admin-token"]
     assert secret["DRIFTLOOP_ADMIN_TOKEN"] == token
+
+
+# --- the manual promote/rollback DAG's pod (driftloop_airflow.hooks.driftloop_cli) ----------
+
+
+def test_the_manual_action_pod_can_run_and_be_started(overlay: list[dict]) -> None:
+    """The pod runs in the trainer image as `driftloop-promoter`, which holds the deploy Role
+    and nothing else; Airflow's worker account may start, follow and delete pods there."""
+    extra = json.loads(CONNECTIONS["stringData"]["AIRFLOW_CONN_DRIFTLOOP_KFP"])["extra"]
+    assert extra["trainer_image"] == naming.images()["DRIFTLOOP_TRAINER_IMAGE"]
+    account = find(overlay, "ServiceAccount", naming.PROMOTER_SERVICE_ACCOUNT)
+    assert account["metadata"]["namespace"] == naming.NAMESPACE
+    promoter = find(overlay, "RoleBinding", "driftloop-promoter-deployer")
+    assert promoter["roleRef"]["name"] == "driftloop-serving-deployer"
+    assert promoter["subjects"] == [{"kind": "ServiceAccount",
+                                     "name": naming.PROMOTER_SERVICE_ACCOUNT,
+                                     "namespace": naming.NAMESPACE}]
+    starter = find(overlay, "RoleBinding", "driftloop-manual-actions")
+    assert starter["subjects"] == [{"kind": "ServiceAccount", "name": "airflow-worker",
+                                    "namespace": VERSIONS["AIRFLOW_NAMESPACE"]}]
+    rules = {(r, v) for rule in find(overlay, "Role", "driftloop-manual-actions")["rules"]
+             for r in rule["resources"] for v in rule["verbs"]}
+    assert {("pods", "create"), ("pods", "delete"), ("pods/log", "get"),
+            ("pods/exec", "create")} <= rules
+    assert not {r for r, _ in rules} & {"deployments", "secrets", "configmaps"}
+    values = (K8S / "airflow" / "values.yaml").read_text()
+    assert "executor: KubernetesExecutor" in values  # task pods run as airflow-worker

@@ -7,6 +7,7 @@ test_live_server.py. Each run costs tens of seconds: one pipeline run per test.
 
 from __future__ import annotations
 
+import json
 from html import escape
 from pathlib import Path
 
@@ -81,12 +82,17 @@ def test_worse_challenger_is_rejected_and_recorded_without_alias(
     assert gate["passed"] is False
     assert gate["min_value"] == "0.5"  # the run's override, not the spec's 0.85
     assert gate["reason"].startswith("rejected: accuracy 0.")
-    assert "below champion v1 (0.9000); at most 0.02 is allowed" in gate["reason"]
-    assert "floor" not in gate["reason"]
+    assert "vs 0.9000 for champion v1 on the same 30 holdout rows: -0." in gate["reason"]
+    assert "worse than the champion by more than the 0.02 allowed; exact McNemar p=" \
+        in gate["reason"]
+    assert gate["reason"].endswith("; floor 0.5 cleared")
     # Registered, unaliased, tagged with why; the champion and its aliases are untouched.
     tags = loop.versions()["2"]
     assert tags["retrain_outcome"] == "rejected" and tags["gate_passed"] == "false"
     assert tags["gate_reason"] == gate["reason"]
+    assert (tags["gate_outcome"], tags["gate_test"]) == ("rejected", "mcnemar")
+    low, high = json.loads(tags["gate_interval"])
+    assert low < high < -0.02 and float(tags["gate_p_value"]) < 0.05
     assert tags["trigger"] == "manual" and tags["airflow_run_id"] == "manual__worse"
     assert tags["kfp_run_name"].startswith("driftloop-retrain-") and tags["kfp_run_id"]
     assert loop.alias("champion") == "1" and loop.alias("previous") is None

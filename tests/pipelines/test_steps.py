@@ -16,13 +16,13 @@ import pytest
 from driftloop import promotion, retrain, run_context
 from driftloop.data import load_training_data
 from driftloop.errors import DataError, DriftloopError
-from driftloop.evaluation import ORIGIN_COLUMN, evaluate, holdout_positions, training_frame
-from driftloop.gate import GateThresholds, decide
+from driftloop.gate import GateThresholds
+from driftloop.gate.evaluation import ORIGIN_COLUMN, evaluate, holdout_positions, training_frame
 from driftloop.settings import PROJECT_ROOT, Settings
 from driftloop.spec import load_spec
 from driftloop.training import split, train
 from kfp_pipelines.local_run import UsageError, parse_params
-from tests.conftest import IRIS_SPEC
+from tests.conftest import IRIS_SPEC, paired_gate
 from tests.pipelines.conftest import MODEL, PETAL_SHIFT, WINDOW, LocalLoop, iris_rows
 
 SPEC = load_spec(IRIS_SPEC)
@@ -220,6 +220,13 @@ def test_gate_judges_on_fresh_holdout_rows_when_there_are_enough() -> None:
     assert ev.holdout_rows == 78
     assert ev.gate.passed
     assert ev.gate.champion < 0.6 < 0.9 <= ev.gate.challenger
+    # Compared row by row on those same rows: the champion misses what the challenger gets.
+    assert ev.gate.test == "mcnemar" and ev.gate.champion_only is not None
+    assert ev.gate.difference == pytest.approx(ev.gate.challenger - ev.gate.champion)
+    assert ev.gate.difference == pytest.approx(
+        (ev.gate.challenger_only - ev.gate.champion_only) / ev.gate.holdout_rows)
+    assert 0 < ev.gate.low < ev.gate.difference < ev.gate.high and ev.gate.p_value < 0.001
+    assert ev.flat_metrics()["gate_interval_low"] == ev.gate.low
     assert ev.scores["champion"]["gate"]["support"] == ev.gate.holdout_rows
     assert (ev.gate_frame[ORIGIN_COLUMN] == "production").all()
 
@@ -262,8 +269,8 @@ def test_register_promotes_once_per_run_key(
     lin = run_context.Lineage("schedule", *WINDOW, "weekly__1")
     retrain.load_data(ctx, lin, tmp_path / "data")
     info = retrain.train(ctx, lin, tmp_path / "data", tmp_path / "model")
-    gate = decide(GateThresholds.from_spec(SPEC), 0.95, 0.9, champion_version="1",
-                  holdout_rows=30)
+    gate = paired_gate(30, both=26, champion_only=0, challenger_only=3)
+    assert gate.passed
 
     first = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
     assert (first.version, first.promoted, first.deploy_version) == ("2", True, "2")
@@ -280,12 +287,20 @@ def test_register_promotes_once_per_run_key(
                                 promote=False)
     assert (rejected.version, rejected.deploy_version) == ("2", "")
     assert sorted(loop.versions()) == ["1", "2"]
+    # Too few rows to decide: registered without alias, and told apart from a rejection.
+    undecided = paired_gate(30, both=28, champion_only=0, challenger_only=0)
+    other = run_context.Lineage("schedule", *WINDOW, "weekly__2")
+    recorded = promotion.register(ctx, other, info["run_id"], info["model_uri"], undecided,
+                                  promote=False)
+    assert (recorded.version, recorded.promoted, loop.alias("champion")) == ("3", False, "2")
+    assert loop.versions()["3"]["retrain_outcome"] == "insufficient_evidence"
+    assert loop.versions()["3"]["gate_outcome"] == "insufficient_evidence"
 
-    bootstrap(loop.settings, force=True)  # v3 takes over; an old rerun must not undo that
+    bootstrap(loop.settings, force=True)  # v4 takes over; an old rerun must not undo that
     late = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
     assert (late.version, late.promoted, late.deploy_version) == ("2", False, "")
-    assert "the champion has since moved to v3: left alone" in late.note
-    assert loop.alias("champion") == "3"
+    assert "the champion has since moved to v4: left alone" in late.note
+    assert loop.alias("champion") == "4"
 
 
 def test_restore_aliases_leaves_a_champion_someone_else_moved(loop: LocalLoop) -> None:

@@ -3,7 +3,9 @@
 The holdout is the one the challenger was scored on at training (``training.split`` of the
 retrain dataset: the challenger never saw it). Within it, the rows that came from the
 prediction log (labeled by feedback) are what the model faces *now*; when there are enough
-of them the gate judges on those alone, otherwise on the whole holdout.
+of them the gate judges on those alone, otherwise on the whole holdout. Either way both
+models predict the same rows, and the gate compares them row by row
+(:mod:`driftloop.gate.compare`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pandas as pd
 
 from driftloop.data import LoadedData, conform
 from driftloop.errors import DataError, DriftloopError
-from driftloop.gate import GateResult, GateThresholds, decide
+from driftloop.gate.compare import compare
+from driftloop.gate.decision import GateResult, GateThresholds, decide
 from driftloop.spec import ModelSpec
 from driftloop.training import classification_metrics, split
 
@@ -25,6 +28,8 @@ ORIGIN_COLUMN = "driftloop_origin"
 TS_COLUMN = "driftloop_ts"
 REQUEST_ID_COLUMN = "driftloop_request_id"
 SERVED_VERSION_COLUMN = "driftloop_served_version"
+#: The served prediction of a production row (beside its label, for live accuracy).
+PREDICTION_COLUMN = "driftloop_prediction"
 EXTRA_COLUMNS = (ORIGIN_COLUMN, TS_COLUMN, REQUEST_ID_COLUMN, SERVED_VERSION_COLUMN)
 ORIGIN_SOURCE = "source"
 ORIGIN_PRODUCTION = "production"
@@ -105,7 +110,7 @@ class Evaluation:
             "holdout_rows": float(self.holdout_rows),
             "fresh_holdout_rows": float(self.fresh_holdout_rows),
             "gate_rows": float(self.gate.holdout_rows),
-            "gate_passed": 1.0 if self.gate.passed else 0.0,
+            **self.gate.flat_metrics(),
         }
         for who, sets in self.scores.items():
             for which, metrics in sets.items():
@@ -133,17 +138,19 @@ def evaluate(
                      *(map(str, champion.classes_) if champion is not None else [])})
     models = {"challenger": challenger} | ({"champion": champion} if champion else {})
     scores: dict[str, dict[str, dict[str, Any]]] = {}
+    predicted: dict[str, list[str]] = {}
     for who, model in models.items():
         name = f"champion v{champion_version}" if who == "champion" else who
-        scores[who] = {
-            which: score(model, rows[spec.feature_names], rows[spec.target], labels,
-                         name).metrics
-            for which, rows in sets.items()
-        }
-    metric = thresholds.metric
+        scored = {which: score(model, rows[spec.feature_names], rows[spec.target], labels,
+                               name) for which, rows in sets.items()}
+        scores[who] = {which: s.metrics for which, s in scored.items()}
+        predicted[who] = scored["gate"].predictions
+    truth = gate_rows[spec.target].astype(str).tolist()
+    comparison = None if champion is None else compare(
+        thresholds.metric, truth, predicted["champion"], predicted["challenger"], labels,
+        confidence=thresholds.confidence)
     gate = decide(
-        thresholds, scores["challenger"]["gate"][metric],
-        scores["champion"]["gate"][metric] if champion is not None else None,
+        thresholds, scores["challenger"]["gate"][thresholds.metric], comparison,
         champion_version=champion_version, holdout_rows=len(gate_rows),
         holdout="fresh labeled" if use_fresh else "holdout",
     )

@@ -1,0 +1,139 @@
+"""Champion and challenger compared on the same rows: the gate metric for each, their
+difference with its interval, and a p-value, by the paired test registered for the metric.
+
+The registry maps each test's name to its function; :data:`METRIC_TESTS` says which test a
+gate metric uses (accuracy: exact McNemar with Newcombe's interval; any other metric: the
+paired bootstrap). A new metric (issue 18's regression errors) registers a batch metric and
+names its test here, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from driftloop.gate.paired import (
+    ROUNDS,
+    BatchMetric,
+    discordant,
+    mcnemar_exact,
+    newcombe_interval,
+    paired_bootstrap_metric,
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``challenger - champion`` on one metric over the same rows, and how it was tested."""
+
+    metric: str
+    test: str
+    rows: int
+    champion: float
+    challenger: float
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    p_value: float
+    #: Rows only the champion / only the challenger got right (McNemar's discordant rows).
+    champion_only: int | None = None
+    challenger_only: int | None = None
+
+    def evidence(self) -> str:
+        """The test and its p-value, in words."""
+        p = "p<0.0001" if self.p_value < 1e-4 else f"p={self.p_value:.2g}"
+        if self.test == "mcnemar":
+            rows = "row" if self.challenger_only == 1 else "rows"
+            return (f"exact McNemar {p} ({self.challenger_only} {rows} only the challenger "
+                    f"got right, {self.champion_only} only the champion)")
+        if self.p_value <= 1 / ROUNDS:  # no resample crossed 0: the p-value's resolution
+            p = f"p<{1 / ROUNDS:g}"
+        return f"paired bootstrap {p} ({ROUNDS} resamples of the rows)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _codes(y: Sequence[str], labels: list[str]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    try:
+        return np.fromiter((index[str(v)] for v in y), dtype=np.int64, count=len(y))
+    except KeyError as exc:
+        raise ValueError(f"class {exc.args[0]!r} is not among the labels {labels}") from None
+
+
+def weighted_metric(name: str, truth: np.ndarray, predicted: np.ndarray,
+                    classes: int) -> BatchMetric:
+    """``name`` (accuracy or a support-weighted F1/precision/recall, as scikit-learn computes
+    them with ``zero_division=0``) on many resamples at once, from their confusion counts."""
+
+    def batch(idx: np.ndarray) -> np.ndarray:
+        rounds = idx.shape[0]
+        cell = (np.arange(rounds)[:, None] * classes + truth[idx]) * classes + predicted[idx]
+        conf = np.bincount(cell.ravel(), minlength=rounds * classes * classes)
+        conf = conf.reshape(rounds, classes, classes).astype(np.float64)
+        tp = np.einsum("rkk->rk", conf)
+        support, called = conf.sum(axis=2), conf.sum(axis=1)
+        if name == "accuracy":
+            return tp.sum(axis=1) / idx.shape[1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_class = {
+                "precision_weighted": tp / called,
+                "recall_weighted": tp / support,
+                "f1_weighted": 2 * tp / (support + called),
+            }[name]
+        per_class = np.nan_to_num(per_class, nan=0.0, posinf=0.0)
+        return (per_class * support).sum(axis=1) / idx.shape[1]
+
+    return batch
+
+
+def mcnemar(metric: str, truth: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
+            classes: int, confidence: float) -> Comparison:
+    """Accuracy: exact McNemar on the discordant rows, Newcombe's interval of the difference."""
+    right_a, right_b = champion == truth, challenger == truth
+    b, c = discordant(right_a, right_b)
+    both = int((right_a & right_b).sum())
+    n = len(truth)
+    low, high = newcombe_interval(both, b, c, n - both - b - c, confidence=confidence)
+    return Comparison(metric, "mcnemar", n, float(right_a.mean()), float(right_b.mean()),
+                      (c - b) / n, low, high, confidence, mcnemar_exact(b, c), b, c)
+
+
+def bootstrap(metric: str, truth: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
+              classes: int, confidence: float) -> Comparison:
+    """Any metric: the paired bootstrap's percentile interval and p-value."""
+    of_champion = weighted_metric(metric, truth, champion, classes)
+    of_challenger = weighted_metric(metric, truth, challenger, classes)
+    whole = np.arange(len(truth))[None, :]
+    interval, p = paired_bootstrap_metric(of_champion, of_challenger, len(truth),
+                                          confidence=confidence)
+    return Comparison(metric, "bootstrap", len(truth), float(of_champion(whole)[0]),
+                      float(of_challenger(whole)[0]), interval.difference, interval.low,
+                      interval.high, confidence, p)
+
+
+PairedTest = Callable[[str, np.ndarray, np.ndarray, np.ndarray, int, float], Comparison]
+
+#: The paired tests by name.
+PAIRED_TESTS: dict[str, PairedTest] = {"mcnemar": mcnemar, "bootstrap": bootstrap}
+#: The test each gate metric uses; metrics not named use the bootstrap.
+METRIC_TESTS: dict[str, str] = {"accuracy": "mcnemar"}
+
+
+def compare(metric: str, truth: Sequence[str], champion: Sequence[str],
+            challenger: Sequence[str], labels: list[str], *,
+            confidence: float = 0.95) -> Comparison:
+    """Compare two models' predictions of the same rows on ``metric``."""
+    if not len(truth) == len(champion) == len(challenger):
+        raise ValueError(f"the two models were scored on different rows ({len(champion)} "
+                         f"and {len(challenger)} predictions for {len(truth)} rows)")
+    if len(truth) == 0:
+        raise ValueError("no rows to compare")
+    test = PAIRED_TESTS[METRIC_TESTS.get(metric, "bootstrap")]
+    return test(metric, _codes(truth, labels), _codes(champion, labels),
+                _codes(challenger, labels), len(labels), confidence)
