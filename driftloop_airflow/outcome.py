@@ -20,6 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 FAILED = ("failed", "upstream_failed")
+#: A retrain's outcome (the version's `retrain_outcome` tag) in words.
+RETRAIN_OUTCOMES = {"promoted": "promoted", "rejected": "rejected by the gate",
+                    "insufficient_evidence": "not promoted: the gate had too few rows to decide",
+                    "rolled_back": "rolled back: its deploy failed"}
 
 
 def window_text(window: dict[str, str] | None, rows: int | None = None) -> str:
@@ -41,7 +45,7 @@ def _retrain(states: dict[str, str | None], submit: dict[str, Any]) -> str | Non
         said = f"retrain submitted: KFP run {run_id} succeeded"
         version = result.get("new_version") or result.get("version")
         if result.get("outcome") and version:
-            said += f": v{version} {result['outcome']}"
+            said += f": v{version} {RETRAIN_OUTCOMES.get(result['outcome'], result['outcome'])}"
             before, after = result.get("champion_before"), result.get("champion_after")
             if before and after and before != after:
                 said += f" (champion v{before} → v{after})"

@@ -49,7 +49,14 @@ def test_the_window_is_named_and_its_end_shortened_on_the_same_day() -> None:
       "submit": {"kfp_run_id": "local-7", "run": {"result": {
           "outcome": "rejected", "new_version": "3", "champion_before": "2",
           "champion_after": "2"}}}},
-     "; retrain submitted: KFP run local-7 succeeded: v3 rejected", []),
+     "; retrain submitted: KFP run local-7 succeeded: v3 rejected by the gate", []),
+    ({"decision": DRIFT, "states": states(submit_retrain=OK, retrain_parameters=OK,
+                                          no_retrain="skipped"),
+      "submit": {"kfp_run_id": "local-7", "run": {"result": {
+          "outcome": "insufficient_evidence", "new_version": "3", "champion_before": "2",
+          "champion_after": "2"}}}},
+     "; retrain submitted: KFP run local-7 succeeded: v3 not promoted: the gate had too few "
+     "rows to decide", []),
     ({"decision": DRIFT, "states": states(retrain_parameters=OK, no_retrain="skipped"),
       "submit": {"skipped_reason": "cooldown: retrain local-7 was submitted at 01:10; no new "
                                    "retrain before 03:10 (cooldown 2:00:00)"}},
