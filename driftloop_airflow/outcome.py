@@ -107,5 +107,6 @@ def describe_action(action: str | None, state: str | None, result: dict[str, Any
                 f"{result.get('actor')}: {result.get('reason')}")
         return text, False
     if error:
-        return f"{what} refused, nothing changed: {error}", True
+        unchanged = "" if "nothing changed" in error else "; nothing changed"
+        return f"{what} refused: {error}{unchanged}", True
     return f"{what} did not run ({state or 'no state'}; see the task log)", True

@@ -78,7 +78,7 @@ class ManualActionOperator(BaseOperator):
                            self.deploy_target, self.timeout_s)
         except ValueError as exc:
             ti.xcom_push(key="error", value=str(exc))
-            raise AirflowFailException(f"refused, nothing changed: {exc}") from None
+            raise AirflowFailException(f"refused (nothing changed): {exc}") from None
         self.log.info("running: driftloop %s", " ".join(args))
         hook = DriftloopCliHook(self.kfp_conn_id)
         try:

@@ -53,7 +53,9 @@ def test_the_outcome_says_what_happened_or_why_not() -> None:
         "promote: v3 is champion (was v2; previous now v2); served via kubernetes: deployed; "
         "tagged by ana: fixed", False)
     assert describe_action("rollback", "failed", None, "no previous version") == (
-        "rollback refused, nothing changed: no previous version", True)
+        "rollback refused: no previous version; nothing changed", True)
+    assert describe_action("promote", "failed", None, "no version '9'; nothing changed") == (
+        "promote refused: no version '9'; nothing changed", True)
     assert describe_action("rollback", "upstream_failed", None, None) == (
         "rollback did not run (upstream_failed; see the task log)", True)
 

@@ -53,7 +53,8 @@ def test_rollback_and_promote_from_airflow_move_the_champion_and_reload_the_serv
                                 deploy_target="local")
     assert unknown.state == "failed"
     assert unknown.tasks == {"act": "failed", "outcome": "failed"}
-    assert "promote refused, nothing changed: " in unknown.value("outcome")
+    assert unknown.value("outcome") == ("promote refused: model 'iris-classifier' has no "
+                                        "version '99' (versions: 2, 1); nothing changed")
     assert unknown.value("act", "error") == \
         "model 'iris-classifier' has no version '99' (versions: 2, 1); nothing changed"
     assert live.loop.alias("champion") == "2" and live.server.served_version() == "2"
