@@ -17,6 +17,7 @@ from tests.local_stack import DAG, Stack, log_past_hours, shown_end
 pytestmark = pytest.mark.ui
 
 WEEKLY = "driftloop_weekly_retrain"
+MANUAL = "driftloop_manual_promotion"
 MODEL = "iris-classifier"
 
 
@@ -37,12 +38,13 @@ def open_trigger_dialog(page: Any, stack: Stack, dag: str) -> Any:
     return dialog
 
 
-def read_decision(page: Any, stack: Stack, dag: str, run_id: str) -> str:
+def read_decision(page: Any, stack: Stack, dag: str, run_id: str,
+                  starts: str = "window ") -> str:
     """The run's `outcome` task → Storage → XCom, as a person opens it from the grid."""
     page.goto(f"{stack.airflow}/dags/{dag}/runs/{quote(run_id)}/tasks/outcome")
     page.get_by_role("link", name="Storage").click()
     page.get_by_text("XCom", exact=True).click()
-    said = page.get_by_text(re.compile(r"^window ")).first.inner_text().strip()
+    said = page.get_by_text(re.compile(f"^{starts}")).first.inner_text().strip()
     print(f"{dag} {run_id}: {said}")  # the decisions a run of this tier saw (-rP shows them)
     return said
 
@@ -68,7 +70,8 @@ def test_each_dag_triggers_from_its_form_with_the_defaults(page: Any, stack: Sta
                             said), said
         else:
             assert "; weekly scheduled retrain; retrain submitted: KFP run local-" in said
-            assert re.search(r"succeeded: v\d+ (promoted|rejected)", said), said
+            assert re.search(r"succeeded: v\d+ (promoted|rejected by the gate|not promoted: "
+                             r"the gate had too few rows to decide)", said), said
 
 
 def test_a_backfill_from_the_dialog_names_the_hour_each_run_judged(page: Any,
@@ -156,3 +159,34 @@ def test_try_it_out_in_the_docs_answers_200_for_every_example(page: Any,
         assert status.inner_text().strip() == "200", f"example {name!r}"
         operation.get_by_role("button", name="Clear").click()
     assert outside == [], f"/docs fetched from elsewhere: {outside}"
+
+
+
+def test_the_manual_rollback_form_needs_a_reason_and_the_run_says_what_it_did(
+        page: Any, stack: Stack) -> None:
+    """The form opens red until a reason is given (it is recorded on the version); then the
+    rollback runs the CLI where retrains run and its outcome says what happened. Whether
+    there is a `previous` depends on what the weekly run's gate decided: both answers are
+    checked against the registry."""
+    login(page, stack)
+    dialog = open_trigger_dialog(page, stack, MANUAL)
+    trigger = dialog.get_by_role("button", name="Trigger", exact=True)
+    assert dialog.get_by_text("This field is required").is_visible()
+    assert not trigger.is_enabled(), "the form accepted an empty reason"
+    dialog.locator("#element_reason").fill("browser test: roll back")
+    assert trigger.is_enabled()
+    trigger.click()
+    page.wait_for_url(re.compile(rf"/dags/{MANUAL}/runs/[^/]+$"))
+    run_id = unquote(page.url.rsplit("/runs/", 1)[1])
+    run = stack.wait_run(run_id, timeout=300, dag=MANUAL)
+    said = read_decision(page, stack, MANUAL, run_id, starts="rollback")
+    assert said == stack.xcom(run_id, "outcome", MANUAL)
+    model = httpx.get(f"{stack.server}/model", timeout=10).json()
+    if run["state"] == "success":
+        assert said.startswith("rollback: v1 is champion (was v"), said
+        assert said.endswith(f"tagged by admin (Airflow run {run_id}): browser test: roll back")
+        assert model["version"] == "1"
+    else:
+        assert said == ("rollback refused: model 'iris-classifier' has no previous version to "
+                        "roll back to (champion: v1); nothing changed"), said
+        assert stack.tasks(run_id, MANUAL) == {"act": "failed", "outcome": "failed"}
