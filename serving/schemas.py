@@ -285,6 +285,7 @@ class RetentionResponse(BaseModel):
     predictions_deleted: int = 0
     labels_deleted: int = 0
     reports_deleted: int = 0
+    shadow_deleted: int = 0
     partitions_dropped: list[str] = Field(
         default_factory=list, description="PostgreSQL day partitions dropped.")
     archived: list[str] = Field(default_factory=list, description="Parquet files written.")

@@ -14,6 +14,8 @@ One concern per module:
 - :mod:`.replicas`: the servers sharing the log (heartbeats);
 - :mod:`.reports`: reports people open after the task that wrote them is gone;
 - :mod:`.refusals`: rows ``/predict`` refused, counted per feature and reason;
+- :mod:`.shadow`: what a model scoring beside the served one answered, paired with the
+  served answers and the labels;
 - :mod:`.writer`: :class:`LogWriter`, the batching background writer and its durability
   promise.
 """
@@ -35,6 +37,7 @@ from driftloop.predlog.replicas import Heartbeat, Replica, new_instance_id
 from driftloop.predlog.reports import BadReport, Report
 from driftloop.predlog.retention import PurgeResult
 from driftloop.predlog.schema import INSERT_COLUMNS
+from driftloop.predlog.shadow import ShadowPairs
 from driftloop.predlog.store import PredictionLog
 from driftloop.predlog.writer import LogWriter
 
@@ -51,6 +54,7 @@ __all__ = [
     "RefusalReason",
     "Replica",
     "Report",
+    "ShadowPairs",
     "Window",
     "from_micros",
     "masked_url",

@@ -7,8 +7,8 @@ writers for long.
 - PostgreSQL: whole day partitions whose day ended before the cutoff are detached
   (``DETACH PARTITION ... CONCURRENTLY``: inserts carry on) and dropped. A row therefore lives
   between the retention period and one day more.
-- Labels and reports older than the cutoff go in batches on both (refusal counts with
-  the reports).
+- Labels and reports older than the cutoff go in batches on both (refusal counts and shadow
+  answers with the reports).
 
 With an archive URL, each batch (or partition) is written to Parquet first
 (:mod:`.archive`); if that fails, nothing is deleted and the error says so.
@@ -39,6 +39,7 @@ class PurgeResult:
     predictions_deleted: int = 0
     labels_deleted: int = 0
     reports_deleted: int = 0
+    shadow_deleted: int = 0
     partitions_dropped: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
     batches: int = 0
@@ -67,6 +68,10 @@ class RetentionMixin:
                 text("DELETE FROM reports WHERE ts < :c"), {"c": cutoff_us}).rowcount
             # Refusal counts: one small row per minute and feature at most.
             conn.execute(text("DELETE FROM refusals WHERE ts < :c"), {"c": cutoff_us})
+            # Shadow answers: short-lived by nature (a shadow stage or a probation period).
+            result.shadow_deleted = conn.execute(
+                text("DELETE FROM shadow_predictions WHERE ts < :c"),
+                {"c": cutoff_us}).rowcount
         result.seconds = round(time.perf_counter() - started, 3)
         log.info("prediction log retention: %s", result.as_dict())
         return result

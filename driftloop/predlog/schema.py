@@ -21,6 +21,12 @@
     and reason (``missing``, ``type``, ``range``): ``ts`` (the minute, µs), ``model_name``,
     ``feature``, ``reason``, ``rows``. Each replica adds its own counts; readers sum them.
     A refused row is never logged, so this is how the drift answer knows its rate.
+``shadow_predictions``
+    What a model scoring *beside* the served one answered for the same rows (the shadow
+    stage's ``challenger``, or the old champion during probation): ``ts``, ``request_id``
+    (the served row's), ``model_name``, ``model_version``, ``prediction``. Callers never
+    see these answers; the gate pairs them with the served ones and the labels by
+    ``request_id``.
 ``schema_migrations``
     The migrations applied to this log (``version``, ``name``, ``ts``): each runs once, in
     order, when a server or task first opens a log that lacks it.
@@ -115,6 +121,19 @@ refusals = Table(
     Column("reason", String(32), nullable=False),
     Column("rows", BigInteger, nullable=False),
     Index("ix_refusals_model_ts", "model_name", "ts"),
+)
+
+shadow_predictions = Table(
+    "shadow_predictions", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("prediction", String(200), nullable=False),
+    # "the shadow version's rows since t" and "its row for request r" (one per version).
+    Index("ix_shadow_model_version_ts", "model_name", "model_version", "ts"),
+    Index("ux_shadow_request_version", "request_id", "model_version", unique=True),
 )
 
 migrations = Table(

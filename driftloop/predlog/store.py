@@ -35,6 +35,7 @@ from driftloop.predlog.replicas import ReplicasMixin
 from driftloop.predlog.reports import ReportsMixin
 from driftloop.predlog.retention import RetentionMixin
 from driftloop.predlog.schema import INSERT_COLUMNS, create_schema, labels, predictions
+from driftloop.predlog.shadow import ShadowMixin
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class PredictionLog(LabelsMixin, RefusalsMixin, ReplicasMixin, ReportsMixin, RetentionMixin):
+class PredictionLog(LabelsMixin, RefusalsMixin, ReplicasMixin, ReportsMixin, RetentionMixin,
+                    ShadowMixin):
     """Reads and writes the log. Thread-safe (SQLAlchemy's pool); cheap to share."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:
