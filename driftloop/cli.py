@@ -163,7 +163,7 @@ def _story(row: dict[str, Any], indent: str) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from driftloop import history
+    from driftloop.promotion import history
 
     settings, client, name = _model(args)
     state = history.status(settings, client, name)
@@ -192,7 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from driftloop import history
+    from driftloop.promotion import history
 
     _, client, name = _model(args)
     every = history.versions(client, name)
@@ -244,6 +244,28 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     return _manual(args, "rollback")
+
+
+def cmd_live_gate(args: argparse.Namespace) -> int:
+    """One decision of the live gate: the shadow stage's challenger, or probation."""
+    from driftloop.bootstrap import model_name
+    from driftloop.promotion.live import decide_live
+    from driftloop.run_context import Context
+    from driftloop.spec import load_spec
+
+    settings = _settings(args)
+    spec = load_spec(settings.spec_path)
+    ctx = Context(settings, spec, model_name(settings, spec))
+    decision = decide_live(ctx, target=args.deploy_target or settings.deploy_target,
+                           timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps(decision.as_dict(), indent=2))
+        return 0
+    print(f"{decision.action}: {decision.reason}")
+    if decision.deploy:
+        print(f"served:  {decision.deploy['target']}: {decision.deploy['status']} "
+              f"{decision.deploy['detail']}".rstrip())
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -322,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to wait for the rollout (300)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("live-gate", help="judge the challenger in shadow, or the champion "
+                       "on probation, on the live labeled rows; promote, reject or roll back")
+    p.add_argument("--spec", help="model spec YAML (names the model)")
+    p.add_argument("--deploy-target", dest="deploy_target", choices=DEPLOY_TARGETS,
+                   help="how a new champion is served (default DRIFTLOOP_DEPLOY_TARGET)")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds to wait for a rollout (300)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_live_gate)
 
     p = sub.add_parser("serve", help="serve the champion over HTTP (FastAPI under uvicorn)")
     p.add_argument("--spec", help="model spec YAML (names the model)")

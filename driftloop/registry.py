@@ -34,6 +34,8 @@ from driftloop.spec import ModelSpec, parse_spec
 
 ALIAS_CHAMPION = "champion"
 ALIAS_PREVIOUS = "previous"
+#: A version in the shadow stage: scored beside the champion, answering no caller.
+ALIAS_CHALLENGER = "challenger"
 ARTIFACT_DIR = "driftloop"
 MODEL_ARTIFACT = "model"
 

@@ -204,6 +204,30 @@ class Settings(BaseSettings):
         description="Where the retrain pipeline rolls a promoted model out: `local` "
         "(hot-reload the server), `kubernetes` (patch the serving Deployment) or `none`.",
     )
+    # --- live promotion: the shadow stage and probation (driftloop.promotion.live) -------
+    shadow: bool | None = Field(
+        default=None,
+        description="A challenger that passes the offline gate goes to a shadow stage first "
+        "(alias `challenger`, scored beside the champion on live traffic) instead of being "
+        "promoted at once. Unset: the spec's `gate.shadow`.",
+    )
+    shadow_max_hours: float = Field(
+        default=48.0, gt=0,
+        description="A challenger still without enough labeled live rows to decide after this "
+        "many hours in shadow is rejected (not enough evidence by the deadline).",
+    )
+    probation_hours: float = Field(
+        default=24.0, ge=0,
+        description="After an automatic promotion the previous champion keeps scoring in "
+        "shadow this long; when the new champion is significantly worse on the live labeled "
+        "rows it is rolled back. 0: no probation.",
+    )
+    shadow_queue_max_rows: int = Field(
+        default=50_000, ge=1,
+        description="Rows waiting to be scored by the shadow model, at most; beyond it, shadow "
+        "scoring skips rows (counted in driftloop_shadow_skipped_rows_total: callers never "
+        "wait for the shadow).",
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description="Failures and refused windows are POSTed here as JSON (Slack-compatible "

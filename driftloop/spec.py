@@ -107,6 +107,11 @@ class GateSpec(_Strict):
     confidence: float = Field(
         default=0.95, gt=0.5, lt=1,
         description="Confidence of the interval of challenger - champion.")
+    shadow: bool = Field(
+        default=False,
+        description="Send a challenger that passes to a shadow stage (alias `challenger`, "
+        "judged again on live labeled rows) before it is promoted. DRIFTLOOP_SHADOW "
+        "overrides.")
 
 
 class DriftSpec(_Strict):

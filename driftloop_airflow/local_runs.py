@@ -19,6 +19,7 @@ from driftloop_airflow.window import Window
 DRIFT_MONITOR = "driftloop_drift_monitor"
 WEEKLY_RETRAIN = "driftloop_weekly_retrain"
 MANUAL_PROMOTION = "driftloop_manual_promotion"
+LIVE_GATE = "driftloop_live_gate"
 
 
 @dataclass
@@ -140,3 +141,9 @@ def run_manual_action(action: str, *, reason: str, version: str | None = None,
     if deploy_target is not None:
         conf["deploy_target"] = deploy_target
     return run_dag(MANUAL_PROMOTION, conf=conf)
+
+
+def run_live_gate(deploy_target: str | None = None) -> DagRunOutcome:
+    """One run of the hourly live gate, now."""
+    return run_dag(LIVE_GATE, conf={} if deploy_target is None else
+                   {"deploy_target": deploy_target})

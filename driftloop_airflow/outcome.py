@@ -23,7 +23,8 @@ FAILED = ("failed", "upstream_failed")
 #: A retrain's outcome (the version's `retrain_outcome` tag) in words.
 RETRAIN_OUTCOMES = {"promoted": "promoted", "rejected": "rejected by the gate",
                     "insufficient_evidence": "not promoted: the gate had too few rows to decide",
-                    "rolled_back": "rolled back: its deploy failed"}
+                    "rolled_back": "rolled back: its deploy failed",
+                    "shadow": "in shadow as challenger (the live gate decides)"}
 
 
 def window_text(window: dict[str, str] | None, rows: int | None = None) -> str:
@@ -110,3 +111,13 @@ def describe_action(action: str | None, state: str | None, result: dict[str, Any
         unchanged = "" if "nothing changed" in error else "; nothing changed"
         return f"{what} refused: {error}{unchanged}", True
     return f"{what} did not run ({state or 'no state'}; see the task log)", True
+
+
+def describe_live(state: str | None, decision: dict[str, Any] | None,
+                  error: str | None) -> tuple[str, bool]:
+    """(the live gate run's sentence, whether it failed)."""
+    if state == "success" and decision:
+        return f"{decision.get('action')}: {decision.get('reason')}", False
+    if error:
+        return f"live gate failed: {error}", True
+    return f"live gate did not run ({state or 'no state'}; see the task log)", True

@@ -118,3 +118,23 @@ def action_outcome(action_task: str = "act") -> str:
         ti.xcom_push(key="return_value", value=text)
         raise AirflowFailException(text)
     return text
+
+
+@task(task_id="outcome", trigger_rule="all_done", retries=0, on_failure_callback=[])
+def live_gate_outcome(gate_task: str = "judge") -> str:
+    """The live gate's decision in one sentence; fails when the decision could not be taken
+    (which has alerted already)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from driftloop_airflow.outcome import describe_live, task_states
+
+    context = get_current_context()
+    ti = context["ti"]
+    text, failed = describe_live(task_states(ti, ti.dag_id, ti.run_id).get(gate_task),
+                                 ti.xcom_pull(task_ids=gate_task),
+                                 ti.xcom_pull(task_ids=gate_task, key="error"))
+    log.info("outcome: %s", text)
+    if failed:
+        ti.xcom_push(key="return_value", value=text)
+        raise AirflowFailException(text)
+    return text

@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, model: ServedModel | None = 
             await run_in_threadpool(state.close_log)
             raise StartupError(str(exc)) from None
         state.install(served)
+        await run_in_threadpool(state.refresh_shadow)
         state.freeze_heap()
         log.info("serving %s version %s (%s); prediction log %s", served.name, served.version,
                  served.form, masked_url(settings.log_url))

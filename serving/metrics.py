@@ -119,6 +119,18 @@ class Metrics:
                                  "Rows this replica wrote to the prediction log.", registry=r)
         self.log_failed_writes = Gauge("driftloop_predlog_failed_writes",
                                        "Log writes that failed and were retried.", registry=r)
+        self.shadow_model = Gauge(
+            "driftloop_shadow_model", "1 for the version scored beside the served one, with "
+            "why (role: challenger = the shadow stage, probation = the previous champion after "
+            "a promotion); none while nothing is.", ["version", "role"], registry=r)
+        self.shadow_scored = Counter(
+            "driftloop_shadow_scored_rows", "Served rows the shadow model also answered "
+            "(written to the log's shadow_predictions), by its version.", ["version"],
+            registry=r)
+        self.shadow_skipped = Counter(
+            "driftloop_shadow_skipped_rows", "Served rows the shadow model did not answer: "
+            "its queue was full or scoring failed (callers were answered; the live gate "
+            "judges on fewer rows).", registry=r)
         self.dataset_drift.set(-1)
         self.live_accuracy.set(math.nan)
         # Children bound once: .labels() costs a lock and a dict lookup per call.

@@ -121,6 +121,17 @@ class FeatureLists(BaseModel):
                                 "null in /predict (the spec's features.nullable).")
 
 
+class ShadowInfo(BaseModel):
+    version: str | None = Field(description="The version scored beside the served one.")
+    role: Literal["challenger", "probation"] | None = Field(
+        description="challenger: the shadow stage; probation: the previous champion, kept "
+        "scoring after a promotion.")
+    scored_rows: int = Field(description="Rows this replica's shadow model answered.")
+    skipped_rows: int = Field(description="Rows it skipped (queue full, or scoring failed).")
+    error: str | None = Field(default=None, description="Why the shadow model the registry "
+                              "names is not loaded.")
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
@@ -133,6 +144,8 @@ class ModelInfo(BaseModel):
     features: FeatureLists
     reference_rows: int
     loaded_at: datetime
+    shadow: ShadowInfo | None = Field(
+        default=None, description="What scores beside the served model, if anything.")
 
 
 class WindowInfo(BaseModel):
@@ -266,6 +279,8 @@ class ReloadResponse(BaseModel):
     status: Literal["reloaded", "unchanged"]
     model: ModelInfo
     previous_version: str | None
+    shadow: ShadowInfo | None = Field(
+        default=None, description="What scores beside the served model after the reload.")
 
 
 class ReportInfo(BaseModel):

@@ -6,12 +6,14 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from driftloop.predlog import Heartbeat, LogWriter, PredictionLog, new_instance_id
 from driftloop.settings import Settings
 from serving.batcher import Batcher
 from serving.metrics import Metrics
 from serving.served import ModelHolder, ServedModel
+from serving.shadow import ShadowScorer
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,10 @@ class AppState:
     log: PredictionLog | None = None
     writer: LogWriter | None = None
     heartbeat: Heartbeat | None = None
+    #: Scores served rows with the shadow model (challenger or probation), off the hot path.
+    shadow: ShadowScorer | None = None
+    #: Why no shadow model is loaded although the registry names one (its load failed).
+    shadow_error: str | None = None
     #: This process among the replicas that share the log (heartbeats, reload checks).
     instance_id: str = field(default_factory=new_instance_id)
     _accuracy_at: float = 0.0
@@ -43,6 +49,11 @@ class AppState:
                                 on_dropped=self.metrics.log_dropped.inc,
                                 on_refused=self.metrics.log_refused.inc)
         self.writer.start()
+        self.shadow = ShadowScorer(
+            self.log, queue_max_rows=s.shadow_queue_max_rows,
+            on_scored=lambda version, n: self.metrics.shadow_scored.labels(version).inc(n),
+            on_skipped=self.metrics.shadow_skipped.inc)
+        self.shadow.start()
         self.heartbeat = Heartbeat(self.log, self.instance_id, self._served_version)
         self.heartbeat.start()
 
@@ -61,6 +72,10 @@ class AppState:
         """Drain the writer (graceful shutdown: SIGTERM loses no served row)."""
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self.shadow is not None:
+            left = self.shadow.stop()
+            if left:
+                log.warning("shadow scoring: %d queued row(s) left unscored at shutdown", left)
         if self.writer is not None:
             left = self.writer.stop()
             log.info("prediction log drained (%d rows written by this process, %d left)",
@@ -77,6 +92,61 @@ class AppState:
                                 "run_id": served.bundle.run_id or ""},
                                served.bundle.spec.gate.metric, served.bundle.spec.gate.min_value)
         return previous
+
+    def refresh_shadow(self, client: Any = None) -> None:
+        """Load (or drop) the model to score beside the served one, as the registry says now
+        (driftloop.promotion.live.shadow_target). Never fails serving: a shadow that cannot
+        be loaded is logged, shown in ``GET /model`` and skipped."""
+        from driftloop.promotion.live import shadow_target
+        from driftloop.registry import connect
+        from serving.served import load_version
+
+        current, scorer = self.holder.current, self.shadow
+        if current is None or scorer is None:
+            return
+        try:
+            client = client or connect(self.settings)
+            target = shadow_target(client, current.name, current.version)
+        except Exception as exc:
+            log.warning("shadow: cannot read the registry (%s); keeping what is loaded", exc)
+            return
+        if target is None:
+            self._set_shadow(None, None)
+            return
+        version, role = target
+        loaded = scorer.model
+        if loaded is not None and (loaded.name, loaded.version) == (current.name, version):
+            self._set_shadow(loaded, role)
+            return
+        try:
+            served = load_version(client, current.name, version)
+        except Exception as exc:
+            self.shadow_error = f"v{version} ({role}) cannot be loaded: {exc}"
+            log.error("shadow: %s; nothing is scored beside v%s", self.shadow_error,
+                      current.version)
+            self._set_shadow(None, None)
+            return
+        self._set_shadow(served, role)
+        log.info("shadow: v%s (%s) scores beside v%s", version, role, current.version)
+
+    def _set_shadow(self, served: ServedModel | None, role: str | None) -> None:
+        assert self.shadow is not None
+        if served is not None:
+            self.shadow_error = None
+        self.shadow.set_model(served, role)
+        self.metrics.shadow_model.clear()
+        if served is not None and role is not None:
+            self.metrics.shadow_model.labels(served.version, role).set(1)
+
+    def shadow_info(self) -> dict[str, Any] | None:
+        """The ``shadow`` part of ``GET /model``."""
+        scorer = self.shadow
+        if scorer is None or (scorer.model is None and self.shadow_error is None):
+            return None
+        model = scorer.model
+        return {"version": model.version if model is not None else None,
+                "role": scorer.role, "scored_rows": scorer.scored_rows,
+                "skipped_rows": scorer.skipped_rows, "error": self.shadow_error}
 
     @staticmethod
     def freeze_heap() -> None:

@@ -1,5 +1,10 @@
-"""ManualActionOperator: ``driftloop promote VERSION`` or ``driftloop rollback``, from the
-Airflow UI, through the same registry and deployer code the pipeline and the CLI use.
+"""Promotion from Airflow, through the same registry and deployer code the pipeline and the
+CLI use:
+
+- ``ManualActionOperator``: ``driftloop promote VERSION`` or ``driftloop rollback``, from
+  the Airflow UI;
+- ``LiveGateOperator``: ``driftloop live-gate``, the hourly decision on the shadow stage's
+  challenger and on a champion's probation; an automatic rollback alerts.
 
 The operator checks the request before anything runs (an unknown action, a promote without a
 version, an empty reason: a clear error, nothing changed), then runs the command where
@@ -91,3 +96,34 @@ class ManualActionOperator(BaseOperator):
                       (result.get("deploy") or {}).get("target"),
                       (result.get("deploy") or {}).get("status"))
         return result
+
+
+class LiveGateOperator(BaseOperator):
+    """One decision of the live gate (driftloop.promotion.live); alerts on a rollback."""
+
+    template_fields = ("deploy_target",)
+    ui_color = "#e3f5e1"
+
+    def __init__(self, *, deploy_target: str | None = None, timeout_s: float = 300.0,
+                 kfp_conn_id: str = KFP_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deploy_target = deploy_target
+        self.timeout_s = timeout_s
+        self.kfp_conn_id = kfp_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from driftloop_airflow.notifiers.webhook import WebhookNotifier
+
+        args = ["live-gate", "--timeout", f"{self.timeout_s:g}"]
+        if self.deploy_target:
+            args += ["--deploy-target", self.deploy_target]
+        try:
+            decision = DriftloopCliHook(self.kfp_conn_id).run(
+                args, context, timeout_s=self.timeout_s + 120)
+        except CliCommandFailed as exc:
+            context["ti"].xcom_push(key="error", value=str(exc))
+            raise AirflowFailException(f"driftloop live-gate failed: {exc}") from None
+        self.log.info("live gate: %s: %s", decision.get("action"), decision.get("reason"))
+        if decision.get("alert"):
+            WebhookNotifier(message=f"driftloop: {decision.get('reason')}").notify(context)
+        return decision

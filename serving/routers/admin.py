@@ -71,9 +71,10 @@ def _reload(state: AppState, version: str | None) -> dict:
         try:
             client, name, resolved, _ = resolve(state.settings, version, use_pin=False)
             if before is not None and (name, resolved) == (before.name, before.version):
+                state.refresh_shadow(client)  # the challenger may have changed
                 state.metrics.reloads.labels("unchanged").inc()
                 return {"status": "unchanged", "model": before.info(),
-                        "previous_version": previous}
+                        "previous_version": previous, "shadow": state.shadow_info()}
             served = load_version(client, name, resolved)
         except VersionNotFound as exc:
             state.metrics.reloads.labels("failure").inc()
@@ -86,8 +87,10 @@ def _reload(state: AppState, version: str | None) -> dict:
             raise HTTPException(503, f"{exc}; still serving version {previous}") from None
         state.install(served)
         del before
+        state.refresh_shadow(client)
         state.freeze_heap()
         state.metrics.reloads.labels("success").inc()
         log.info("reloaded %s: version %s -> %s (%s)", served.name, previous, served.version,
                  served.form)
-        return {"status": "reloaded", "model": served.info(), "previous_version": previous}
+        return {"status": "reloaded", "model": served.info(), "previous_version": previous,
+                "shadow": state.shadow_info()}

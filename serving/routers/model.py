@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.deps import CurrentModel
+from serving.deps import CurrentModel, State
 from serving.schemas import ModelInfo, errors
 
 router = APIRouter(tags=["model"])
@@ -14,8 +14,10 @@ router = APIRouter(tags=["model"])
 
 @router.get("/model", response_model=ModelInfo, responses=errors(503),
             summary="The served model: version, run, aliases, lineage, form")
-async def model_info(model: CurrentModel) -> dict:
-    return model.info()
+async def model_info(model: CurrentModel, state: State) -> dict:
+    """What answers callers, and what scores beside it (``shadow``: the shadow stage's
+    challenger, or the previous champion on probation; null when nothing does)."""
+    return {**model.info(), "shadow": state.shadow_info()}
 
 
 @router.get("/model/expectations", response_model=dict[str, Any], responses=errors(503),

@@ -120,6 +120,8 @@ async def predict_bytes(state: AppState, body: bytes) -> Answer:
     best = proba.argmax(axis=1)
     labels = model.label_array[best].tolist()
     ids = _new_ids(n)
+    if state.shadow is not None and state.shadow.model is not None:  # off the hot path
+        state.shadow.submit(ids, numeric, categorical)
     logged = state.writer.submit(n, partial(
         rows_for, now_micros(), ids, model.name, model.version, numeric,
         categorical if model.categorical else None, labels, proba, model.labels))

@@ -42,9 +42,11 @@ def test_make_up_prints_where_everything_answers(stack: Stack) -> None:
     assert httpx.get(f"{stack.mlflow}/health", timeout=10).status_code == 200
     assert httpx.get(f"{stack.server}/ready", timeout=10).status_code == 200
     dags = {d["dag_id"]: d for d in stack.api("GET", "/dags")["dags"]}
-    assert set(dags) == {DAG, "driftloop_weekly_retrain", "driftloop_manual_promotion"}
+    assert set(dags) == {DAG, "driftloop_weekly_retrain", "driftloop_manual_promotion",
+                         "driftloop_live_gate"}
     assert dags[DAG]["is_paused"] is False and dags["driftloop_weekly_retrain"]["is_paused"]
     assert dags["driftloop_manual_promotion"]["is_paused"] is False
+    assert dags["driftloop_live_gate"]["is_paused"] is False
     assert stack.api("GET", "/importErrors")["total_entries"] == 0
     pool = stack.api("GET", "/pools/driftloop_retrain")
     assert pool["slots"] == 1

@@ -1,6 +1,7 @@
-"""The manual promote/rollback DAG with ``dag.test()``, as a person triggers it from the UI:
-a live ``driftloop serve``, a real MLflow registry, and the ``driftloop`` command run where
-retrains run (the local backend: a subprocess of this interpreter).
+"""The promotion DAGs with ``dag.test()``: the manual promote/rollback DAG as a person
+triggers it from the UI, and the hourly live gate rolling back a champion that fails its
+probation, with its alert. A live ``driftloop serve``, a real MLflow registry, and the
+``driftloop`` command run where retrains run (the local backend: a subprocess).
 
 Unit-level checks (the request's validation, the outcome sentence, the cluster's pod) are in
 tests/airflow/test_manual_action.py.
@@ -8,10 +9,14 @@ tests/airflow/test_manual_action.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import pytest
 
-from driftloop_airflow.local_runs import run_manual_action
+from driftloop_airflow.local_runs import run_live_gate, run_manual_action
 from tests.airflow.conftest import Live
+from tests.airflow.kfp_api import recording_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.full, pytest.mark.usefixtures("airflow_db")]
 
@@ -58,3 +63,34 @@ def test_rollback_and_promote_from_airflow_move_the_champion_and_reload_the_serv
     assert unknown.value("act", "error") == \
         "model 'iris-classifier' has no version '99' (versions: 2, 1); nothing changed"
     assert live.loop.alias("champion") == "2" and live.server.served_version() == "2"
+
+
+def test_the_live_gate_rolls_back_a_champion_that_fails_probation_and_alerts(
+        live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from driftloop.promotion.live import start_probation
+    from driftloop.registry import connect
+    from tests.pipelines.test_live_gate import stump_champion, traffic
+
+    live.connections(monkeypatch)
+    nothing = run_live_gate(deploy_target="local")
+    assert nothing.state == "success", nothing.tasks
+    assert nothing.value("outcome") == ("nothing: no challenger in shadow and no champion on "
+                                        "probation")
+    stump_champion(live.loop, tmp_path)
+    start_probation(connect(live.loop.settings), "iris-classifier", "2", hours=1)
+    # What the pipeline's deploy step does after a promotion: the server reloads.
+    reloaded = httpx.post(f"{live.server.url}/admin/reload", timeout=60,
+                          headers={"Authorization": f"Bearer {live.server.token}"})
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json()["shadow"]["role"] == "probation"
+    traffic(live.loop, live.server, "1")
+    with recording_server(lambda *_: (200, {})) as (hook_url, alerts):
+        monkeypatch.setenv("DRIFTLOOP_ALERT_WEBHOOK_URL", hook_url)
+        back = run_live_gate(deploy_target="local")
+    assert back.state == "success", back.tasks
+    assert back.value("outcome").startswith(
+        "rolled_back: v2 rolled back to v1: probation: v2 is significantly worse than v1")
+    (alert,) = [a.body for a in alerts]
+    assert alert["text"].startswith("driftloop: v2 rolled back to v1: probation: ")
+    assert alert["task_id"] == "judge"
+    assert live.loop.alias("champion") == "1" and live.server.served_version() == "1"

@@ -73,6 +73,7 @@ def test_the_dag_processor_parses_kubernetes_as_the_deploy_default(tmp_path: Pat
     assert out.returncode == 0, out.stderr[-3000:]
     defaults = [ln.split()[1:] for ln in out.stdout.splitlines() if ln.startswith("DEFAULT")]
     assert defaults == [["driftloop_drift_monitor", "kubernetes"],
+                        ["driftloop_live_gate", "kubernetes"],
                         ["driftloop_manual_promotion", "kubernetes"],
                         ["driftloop_weekly_retrain", "kubernetes"]]
 

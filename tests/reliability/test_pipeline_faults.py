@@ -194,7 +194,7 @@ def test_rollout_that_times_out_is_undone_and_the_champion_alias_restored(
     api_server = FakeApiServer(serving_deployment(pinned="1"), rollouts=["never", "ok"])
     api_client = k8s.ApiClient(k8s.Configuration(host="https://k8s.invalid"))
     api_client.rest_client.pool_manager = api_server
-    monkeypatch.setattr(promotion, "make_deployer", lambda target, settings, timeout_s: (
+    monkeypatch.setattr(promotion.pipeline, "make_deployer", lambda target, settings, timeout_s: (
         KubernetesDeployer(k8s.AppsV1Api(api_client), timeout_s=timeout_s,
                            poll_interval_s=0.05, log=lambda _m: None)))
 

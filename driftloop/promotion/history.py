@@ -12,27 +12,29 @@ from typing import Any
 
 from driftloop import lineage
 from driftloop.gate.decision import VERDICT_WORDS
-from driftloop.promotion import (
-    OUTCOME_INSUFFICIENT,
-    OUTCOME_PROMOTED,
-    OUTCOME_REJECTED,
-    OUTCOME_ROLLED_BACK,
+from driftloop.promotion.manual import (
     TAG_MANUAL_ACTION,
     TAG_MANUAL_AT,
     TAG_MANUAL_BY,
     TAG_MANUAL_REASON,
-    TAG_OUTCOME,
     TAG_ROLLED_BACK_AT,
     TAG_ROLLED_BACK_BY,
     TAG_ROLLED_BACK_REASON,
 )
-from driftloop.registry import ALIAS_CHAMPION, ALIAS_PREVIOUS
+from driftloop.promotion.pipeline import (
+    OUTCOME_INSUFFICIENT,
+    OUTCOME_PROMOTED,
+    OUTCOME_REJECTED,
+    OUTCOME_ROLLED_BACK,
+    TAG_OUTCOME,
+)
+from driftloop.registry import ALIAS_CHALLENGER, ALIAS_CHAMPION, ALIAS_PREVIOUS
 from driftloop.settings import Settings
 
 #: How the gate's reasons begin.
 GATE_VERDICTS = tuple(f"{word}:" for word in VERDICT_WORDS.values())
 #: The aliases ``status`` shows, in order (``challenger``: the shadow stage's, when set).
-SHOWN_ALIASES = (ALIAS_CHAMPION, ALIAS_PREVIOUS, "challenger")
+SHOWN_ALIASES = (ALIAS_CHAMPION, ALIAS_PREVIOUS, ALIAS_CHALLENGER)
 
 
 def promoted_by(tags: dict[str, str]) -> str:

@@ -1,9 +1,6 @@
-"""Promotion: registering a challenger, moving the ``champion`` and ``previous`` aliases,
-serving the new champion, and putting everything back when serving fails.
-
-The retrain pipeline's register and deploy steps call it, and so do people
-(``driftloop promote``, ``driftloop rollback``): one code path moves aliases and deploys,
-whoever asks.
+"""The retrain pipeline's side of promotion: registering a challenger, moving the
+``champion`` and ``previous`` aliases, serving the new champion, and putting everything back
+when serving fails.
 
 - At most one version per run key is ever promoted: a rerun with the same parameters finds
   it and promotes nothing (it only makes sure the champion is what serves).
@@ -32,6 +29,8 @@ OUTCOME_PROMOTED = "promoted"
 OUTCOME_REJECTED = "rejected"
 #: The gate could not decide on the rows it had: registered without alias, not a failure.
 OUTCOME_INSUFFICIENT = "insufficient_evidence"
+#: Passed, and sent to the shadow stage (alias ``challenger``): the live gate decides.
+OUTCOME_SHADOW = "shadow"
 OUTCOME_ROLLED_BACK = "rolled_back"
 
 
@@ -121,6 +120,13 @@ def register(
             (" (still champion: making sure it serves)" if still else
              f"; the champion has since moved to v{old_champion or 'none'}: left alone"),
         )
+    shadow = bool(promote and old_champion and (
+        ctx.settings.shadow if ctx.settings.shadow is not None else ctx.spec.gate.shadow))
+    in_shadow = [mv for mv in earlier if mv.tags.get(TAG_OUTCOME) == OUTCOME_SHADOW]
+    if shadow and in_shadow:
+        version = str(in_shadow[0].version)
+        return RegisterOutcome(version, False, old_champion, old_champion, old_previous,
+                               f"run key {key} already sent v{version} to the shadow stage")
     if not promote and earlier:
         version = str(earlier[0].version)
         return RegisterOutcome(version, False, "", old_champion, old_previous,
@@ -128,14 +134,25 @@ def register(
                                f"({earlier[0].tags.get(TAG_OUTCOME, '?')}); nothing new")
     # Tagged "promoted" before the alias moves: should this process die in between, a
     # rerun will not promote a second version (the champion then simply stays the old one).
-    outcome = (OUTCOME_PROMOTED if promote else OUTCOME_INSUFFICIENT
-               if gate.outcome == gate_outcomes.OUTCOME_INSUFFICIENT else OUTCOME_REJECTED)
+    outcome = (OUTCOME_SHADOW if shadow else OUTCOME_PROMOTED if promote
+               else OUTCOME_INSUFFICIENT if gate.outcome == gate_outcomes.OUTCOME_INSUFFICIENT
+               else OUTCOME_REJECTED)
     version = register_version(client, ctx.name, run_id, model_uri,
                                _version_tags(ctx, lin, run_id, gate, outcome))
     if not promote:
         return RegisterOutcome(version, False, "", old_champion, old_previous,
                                f"v{version} registered without alias: {gate.reason}")
+    from driftloop.promotion.live import start_probation, start_shadow
+
+    if shadow:
+        # The champion is served again, so the servers load the challenger beside it.
+        start_shadow(client, ctx.name, version)
+        return RegisterOutcome(version, False, old_champion, old_champion, old_previous,
+                               f"v{version} is challenger, in shadow beside champion "
+                               f"v{old_champion}: the live gate decides")
     try:
+        if old_champion:  # before the aliases move: the reload then scores the old one too
+            start_probation(client, ctx.name, version, ctx.settings.probation_hours)
         move_aliases(client, ctx.name, version)
     except Exception as exc:
         restore_aliases(client, ctx.name, version, old_champion, old_previous)
@@ -222,110 +239,3 @@ def summarize(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "gate": gate,
         "deploy_error": tags.get(TAG_DEPLOY_ERROR),
     }
-
-
-# --- promote and roll back, for people ---------------------------------------------------
-
-#: Tags a manual action leaves on the version it acted on (who, when, why), and on the
-#: version a rollback took out of service.
-TAG_MANUAL_ACTION = "manual_action"
-TAG_MANUAL_BY = "manual_by"
-TAG_MANUAL_AT = "manual_at"
-TAG_MANUAL_REASON = "manual_reason"
-TAG_ROLLED_BACK_AT = "rolled_back_at"
-TAG_ROLLED_BACK_BY = "rolled_back_by"
-TAG_ROLLED_BACK_REASON = "rolled_back_reason"
-MANUAL_ACTIONS = ("promote", "rollback")
-
-
-@dataclass
-class ManualResult:
-    """What ``driftloop promote`` or ``rollback`` did."""
-
-    action: str
-    version: str
-    champion_before: str
-    previous_after: str
-    deploy: dict[str, Any]
-    reason: str
-    actor: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _version(client: Any, name: str, version: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version(name, str(version))
-    except MlflowException:
-        known = sorted((int(mv.version) for mv in client.search_model_versions(
-            f"name = '{name}'")), reverse=True)
-        listed = ", ".join(map(str, known[:10])) or "none"
-        raise RegistryError(f"model {name!r} has no version {version!r} (versions: "
-                            f"{listed}); nothing changed") from None
-
-
-def promote_version(ctx: Context, version: str, *, reason: str, actor: str,
-                    target: str, timeout_s: float = 300.0) -> ManualResult:
-    """Make ``version`` champion (the old champion becomes ``previous``) and serve it.
-
-    Refuses, changing nothing, an unknown version, the champion itself, or an empty reason.
-    When the deploy fails the aliases go back where they were, and nothing is tagged.
-    """
-    if not reason.strip():
-        raise DriftloopError("give a reason (--reason): it is recorded on the version")
-    client = connect(ctx.settings)
-    mv = _version(client, ctx.name, version)
-    version = str(mv.version)
-    old_champion = alias(client, ctx.name, ALIAS_CHAMPION)
-    if version == old_champion:
-        raise DriftloopError(f"v{version} is already champion of {ctx.name!r}; nothing "
-                             "changed")
-    return _move_and_serve(ctx, client, "promote", version, reason=reason, actor=actor,
-                           target=target, timeout_s=timeout_s)
-
-
-def rollback(ctx: Context, *, reason: str, actor: str, target: str,
-             timeout_s: float = 300.0) -> ManualResult:
-    """``previous`` becomes champion again (and the champion it replaces, ``previous``),
-    served through the deploy target; the reason is recorded on both versions."""
-    client = connect(ctx.settings)
-    champion = alias(client, ctx.name, ALIAS_CHAMPION)
-    previous = alias(client, ctx.name, ALIAS_PREVIOUS)
-    if not previous:
-        now = f"v{champion}" if champion else "none"
-        raise DriftloopError(f"model {ctx.name!r} has no previous version to roll back to "
-                             f"(champion: {now}); nothing changed")
-    return _move_and_serve(ctx, client, "rollback", previous, reason=reason, actor=actor,
-                           target=target, timeout_s=timeout_s)
-
-
-def _move_and_serve(ctx: Context, client: Any, action: str, version: str, *, reason: str,
-                    actor: str, target: str, timeout_s: float) -> ManualResult:
-    from datetime import UTC, datetime
-
-    from driftloop.registry import promote as move_aliases
-    from driftloop.registry import set_version_tags
-
-    deployer = make_deployer(target, ctx.settings, timeout_s=timeout_s)
-    old_champion = alias(client, ctx.name, ALIAS_CHAMPION)
-    old_previous = alias(client, ctx.name, ALIAS_PREVIOUS)
-    move_aliases(client, ctx.name, version)
-    try:
-        result = deployer.deploy(version)
-    except Exception as exc:
-        restored = restore_aliases(client, ctx.name, version, old_champion, old_previous)
-        cause = str(exc) if isinstance(exc, DriftloopError) else f"{type(exc).__name__}: {exc}"
-        raise DeployError(f"{action} of v{version} not served: {cause}; {restored}") from None
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    set_version_tags(client, ctx.name, version, {
-        TAG_MANUAL_ACTION: action, TAG_MANUAL_BY: actor, TAG_MANUAL_AT: now,
-        TAG_MANUAL_REASON: reason})
-    if action == "rollback" and old_champion:
-        set_version_tags(client, ctx.name, old_champion, {
-            TAG_ROLLED_BACK_AT: now, TAG_ROLLED_BACK_BY: actor,
-            TAG_ROLLED_BACK_REASON: reason})
-    return ManualResult(action, version, old_champion, alias(client, ctx.name, ALIAS_PREVIOUS),
-                        result.as_dict(), reason, actor)
