@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -279,6 +280,8 @@ def test_register_promotes_once_per_run_key(
     assert tags["run_key"] == lin.run_key(ctx) and tags["retrain_outcome"] == "promoted"
     assert tags["gate_reason"] == gate.reason and tags["trigger"] == "schedule"
     assert tags["spec_hash"] == SPEC.content_hash() and tags["inference_form"] == "onnx"
+    # On probation: the old champion scores beside it (DRIFTLOOP_PROBATION_HOURS, 24 h).
+    assert datetime.fromisoformat(tags["probation_until"]) > datetime.now(UTC)
 
     again = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
     assert (again.version, again.promoted, again.deploy_version) == ("2", False, "2")
@@ -402,3 +405,27 @@ def test_load_data_with_the_log_down_is_a_clear_error_and_changes_nothing(
     assert not out.exists()
     champion = alias_version(connect(ctx.settings), MODEL, "champion")
     assert str(champion.version) == "1"
+
+
+def test_with_the_shadow_stage_a_passing_challenger_becomes_challenger_not_champion(
+    loop: LocalLoop, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("DRIFTLOOP_SHADOW", "true")
+    ctx = ctx_for(loop, monkeypatch)
+    assert ctx.settings.shadow is True
+    lin = run_context.Lineage("drift", *WINDOW, "scheduled__shadow")
+    retrain.load_data(ctx, lin, tmp_path / "data")
+    info = retrain.train(ctx, lin, tmp_path / "data", tmp_path / "model")
+    gate = paired_gate(30, both=26, champion_only=0, challenger_only=3)
+
+    first = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
+    # Not promoted: the champion is served again so that the servers load the challenger.
+    assert (first.version, first.promoted, first.deploy_version) == ("2", False, "1")
+    assert "in shadow beside champion v1: the live gate decides" in first.note
+    assert (loop.alias("champion"), loop.alias("challenger"), loop.alias("previous")) == \
+        ("1", "2", None)
+    tags = loop.versions()["2"]
+    assert tags["retrain_outcome"] == "shadow" and tags["shadow_started_at"]
+    again = promotion.register(ctx, lin, info["run_id"], info["model_uri"], gate, promote=True)
+    assert again.version == "2" and "already sent v2 to the shadow stage" in again.note
+    assert sorted(loop.versions()) == ["1", "2"]
