@@ -1,6 +1,6 @@
 """``make bench``: run the benchmarks, then write benchmarks/RESULTS.md from their JSON.
 
-    python -m benchmarks.run [--only serving|drift|dag_parse|log|drift_quality] [--render]
+    python -m benchmarks.run [--only serving|shadow|drift|dag_parse|log|drift_quality] [--render]
     (--render: no runs, only RESULTS.md from benchmarks/results/*.json)
 """
 
@@ -12,7 +12,14 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import dag_parse, drift_bench, drift_quality, log_bench, serving_bench
+from benchmarks import (
+    dag_parse,
+    drift_bench,
+    drift_quality,
+    log_bench,
+    serving_bench,
+    shadow_bench,
+)
 from benchmarks.common import REPO
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -147,6 +154,9 @@ def render() -> str:
             f"{mem['reference_prepare_s'] * 1e3:.0f} ms.",
             "",
         ]
+    shadow = _load("shadow")
+    if shadow:
+        lines += [shadow_bench.section(shadow), ""]
     parse = _load("dag_parse")
     if parse:
         lines += [dag_parse.section(parse), ""]
@@ -161,13 +171,17 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["serving", "drift", "dag_parse", "log",
+    parser.add_argument("--only", choices=["serving", "shadow", "drift", "dag_parse", "log",
                                            "drift_quality"])
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args(argv)
     if not args.render:
         if args.only in (None, "serving"):
             code = serving_bench.main([])
+            if code:
+                return code
+        if args.only in (None, "shadow"):
+            code = shadow_bench.main([])
             if code:
                 return code
         if args.only in (None, "drift"):

@@ -160,6 +160,8 @@ def _story(row: dict[str, Any], indent: str) -> None:
         print(f"{indent}gate {row['gate']}")
     if row.get("rolled_back"):
         print(f"{indent}rolled back {row['rolled_back']}")
+    if row.get("probation"):
+        print(f"{indent}probation {row['probation']}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

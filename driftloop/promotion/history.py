@@ -26,6 +26,7 @@ from driftloop.promotion.pipeline import (
     OUTCOME_PROMOTED,
     OUTCOME_REJECTED,
     OUTCOME_ROLLED_BACK,
+    OUTCOME_SHADOW,
     TAG_OUTCOME,
 )
 from driftloop.registry import ALIAS_CHALLENGER, ALIAS_CHAMPION, ALIAS_PREVIOUS
@@ -55,6 +56,12 @@ def promoted_by(tags: dict[str, str]) -> str:
         return f"not promoted: the gate had too few rows to decide ({trigger}; run {run})"
     if outcome == OUTCOME_ROLLED_BACK:
         return f"rolled back: its deploy failed ({tags.get('deploy_error', '')[:200]})"
+    if outcome == OUTCOME_SHADOW:
+        if tags.get("shadow_outcome") == "rejected":
+            return (f"not promoted: rejected in shadow by the live gate ({trigger}; run "
+                    f"{run}): {tags.get('shadow_reason', '')}")
+        return (f"in shadow as challenger since {tags.get('shadow_started_at', '?')} "
+                f"({trigger}; run {run}): the live gate decides")
     return "-"
 
 
@@ -82,6 +89,10 @@ def version_row(mv: Any, aliases: list[str]) -> dict[str, Any]:
         row["rolled_back"] = (f"by {tags.get(TAG_ROLLED_BACK_BY, '?')} at "
                               f"{tags[TAG_ROLLED_BACK_AT]}: "
                               f"{tags.get(TAG_ROLLED_BACK_REASON, '')}")
+    if tags.get("probation_until"):
+        outcome = tags.get("probation_outcome")
+        row["probation"] = (f"until {tags['probation_until']}" if not outcome else
+                            f"{outcome}: {tags.get('probation_reason', '')}")
     return row
 
 
