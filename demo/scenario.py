@@ -295,6 +295,12 @@ def _loop(config: DemoConfig, progress: Progress, mark: Any, timeline: list[Even
     after = client.serve(drifted_rows(frame, spec, config.after_rows, config.seed + 3))
     mark(f"after the swap: {after.sent} drifted requests, live accuracy "
          f"{_pct(after.accuracy())} (v{champion_after})")
+    shadow = client.get("/model").get("shadow") or {}
+    if shadow.get("role") == "probation":
+        # The loop's safety net after an automatic promotion (driftloop.promotion.live).
+        mark(f"probation: v{shadow['version']} keeps scoring beside v{champion_after} "
+             f"({shadow['scored_rows']} rows so far); the hourly live gate rolls "
+             f"v{champion_after} back if it does significantly worse on live labeled rows")
 
     # --- 3. bad data: refused, no retrain --------------------------------------------------
     serve_then_monitor("broken", broken_rows(frame, spec, config.broken_rows, config.seed + 4),
