@@ -29,7 +29,7 @@ from driftloop.predlog import now_micros
 log = logging.getLogger(__name__)
 
 #: Rows predicted and written together, at most.
-BATCH_ROWS = 2000
+BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ShadowScorer:
     """Scores served rows with the shadow model on its own thread."""
 
     def __init__(self, log_store: Any, *, queue_max_rows: int = 50_000,
-                 flush_interval: float = 0.2,
+                 flush_interval: float = 1.0,
                  on_scored: Callable[[str, int], Any] | None = None,
                  on_skipped: Callable[[int], Any] | None = None) -> None:
         self.log_store = log_store
@@ -136,8 +136,12 @@ class ShadowScorer:
             i = j
         self.log_store.write_shadow(rows)
         if self._on_scored is not None:
+            per_version: dict[str, int] = {}
             for entry in entries:
-                self._on_scored(entry.model.version, len(entry.ids))
+                version = entry.model.version
+                per_version[version] = per_version.get(version, 0) + len(entry.ids)
+            for version, n in per_version.items():
+                self._on_scored(version, n)
 
     def _drain_once(self) -> bool:
         entries = self._take()
