@@ -67,7 +67,8 @@ def section(result: dict[str, Any]) -> str:
         + ", ".join(f"{r:.0%}" for r in result["per_round_ratios"]) + ".",
         f"- Shadow answers written: {result['shadow_rows_written']:,} for "
         f"{result['rows_answered_by_shadow_server']:,} rows the shadow server answered with "
-        f"200 (skipped and counted: {result['shadow_skipped_rows']}).",
+        f"200 (skipped and counted: {result['shadow_skipped_rows']}; wrk does not count "
+        "the requests in flight when a run ends, which were answered and scored too).",
     ]
     return "\n".join(lines)
 

@@ -53,13 +53,15 @@ class Deployer(ABC):
     target: ClassVar[str]
 
     @abstractmethod
-    def deploy(self, version: str) -> DeployResult: ...
+    def deploy(self, version: str, *, shadow: str | None = None) -> DeployResult:
+        """``shadow``: what the replicas should score beside ``version`` ("3 (challenger)"),
+        for deployers whose replicas only learn it by restarting."""
 
 
 class NoDeployer(Deployer):
     target = "none"
 
-    def deploy(self, version: str) -> DeployResult:
+    def deploy(self, version: str, *, shadow: str | None = None) -> DeployResult:
         return DeployResult(self.target, str(version), None, "skipped",
                             "deploy target 'none': nothing was deployed", 0.0)
 
@@ -119,7 +121,8 @@ class LocalDeployer(Deployer):
         return client.post("/admin/reload", json={"version": str(version)},
                            headers={"Authorization": f"Bearer {self._token}"})
 
-    def deploy(self, version: str) -> DeployResult:
+    def deploy(self, version: str, *, shadow: str | None = None) -> DeployResult:
+        """(``shadow`` is not needed: a reload re-reads the aliases, the shadow included.)"""
         import httpx
 
         version = str(version)
@@ -228,10 +231,12 @@ def rollout_state(deployment: Any) -> tuple[bool, str]:
     return True, f"{available} of {wanted} replicas updated and available"
 
 
-def version_patch(container: str, version: str | None, annotation: str | None) -> dict[str, Any]:
-    """Strategic-merge patch pinning ``version`` in the pod template.
+def version_patch(container: str, version: str | None, annotation: str | None,
+                  shadow: str | None = None) -> dict[str, Any]:
+    """Strategic-merge patch pinning ``version`` (and naming the ``shadow``) in the pod
+    template.
 
-    ``None`` removes the env var (``$patch: delete``) or the annotation (null): the undo of
+    ``None`` removes the env var (``$patch: delete``) or an annotation (null): the undo of
     a first pin restores "serve the champion alias" exactly.
     """
     env_entry: dict[str, Any] = {"name": naming.MODEL_VERSION_ENV}
@@ -240,7 +245,8 @@ def version_patch(container: str, version: str | None, annotation: str | None) -
     else:
         env_entry["value"] = str(version)
     return {"spec": {"template": {
-        "metadata": {"annotations": {naming.MODEL_VERSION_ANNOTATION: annotation}},
+        "metadata": {"annotations": {naming.MODEL_VERSION_ANNOTATION: annotation,
+                                     naming.SHADOW_ANNOTATION: shadow}},
         "spec": {"containers": [{"name": container, "env": [env_entry]}]},
     }}}
 
@@ -314,10 +320,16 @@ class KubernetesDeployer(Deployer):
         annotations = deployment.spec.template.metadata.annotations or {}
         return env, annotations.get(naming.MODEL_VERSION_ANNOTATION)
 
-    def _patch(self, version: str | None, annotation: str | None) -> None:
+    @staticmethod
+    def shadow_of(deployment: Any) -> str | None:
+        return (deployment.spec.template.metadata.annotations or {}).get(
+            naming.SHADOW_ANNOTATION)
+
+    def _patch(self, version: str | None, annotation: str | None,
+               shadow: str | None = None) -> None:
         from kubernetes.client.exceptions import ApiException
 
-        body = version_patch(self.container, version, annotation)
+        body = version_patch(self.container, version, annotation, shadow)
         try:
             self.api.patch_namespaced_deployment(self.deployment, self.namespace, body,
                                                  _content_type=STRATEGIC_MERGE_PATCH)
@@ -340,11 +352,13 @@ class KubernetesDeployer(Deployer):
                 raise RolloutFailed(f"not ready after {timeout_s:g}s: {message}")
             self._sleep(self.poll_interval_s)
 
-    def deploy(self, version: str) -> DeployResult:
+    def deploy(self, version: str, *, shadow: str | None = None) -> DeployResult:
         version = str(version)
         started = self._clock()
-        before_env, before_annotation = self.pinned(self._read())
-        if before_env == version and before_annotation == version:
+        current = self._read()
+        before_env, before_annotation = self.pinned(current)
+        before_shadow = self.shadow_of(current)
+        if before_env == version and before_annotation == version and before_shadow == shadow:
             try:
                 message = self.wait_for_rollout(self.timeout_s)
             except RolloutFailed as exc:
@@ -352,20 +366,22 @@ class KubernetesDeployer(Deployer):
                                   f"ready: {exc}") from None
             return DeployResult(self.target, version, before_env, "unchanged", message,
                                 round(self._clock() - started, 3))
-        self._patch(version, version)
+        # A new shadow alone rolls the replicas too: they load it through the aliases.
+        self._patch(version, version, shadow)
         try:
             message = self.wait_for_rollout(self.timeout_s)
         except RolloutFailed as exc:
-            undone = self._undo(before_env, before_annotation)
+            undone = self._undo(before_env, before_annotation, before_shadow)
             raise DeployError(f"rollout of version {version} on {self._where} failed: {exc}; "
                               f"{undone}") from None
         return DeployResult(self.target, version, before_env, "deployed", message,
                             round(self._clock() - started, 3))
 
-    def _undo(self, env: str | None, annotation: str | None) -> str:
+    def _undo(self, env: str | None, annotation: str | None,
+              shadow: str | None = None) -> str:
         what = f"version {env}" if env else "the unpinned template (serve the champion alias)"
         try:
-            self._patch(env, annotation)
+            self._patch(env, annotation, shadow)
         except DeployError as exc:
             return f"undo failed too: {exc}"
         try:

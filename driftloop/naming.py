@@ -21,6 +21,9 @@ MLFLOW_NODEPORT = 30500
 MODEL_VERSION_ENV = "DRIFTLOOP_MODEL_VERSION"
 #: Pod-template annotation the deployer sets, so every rollout is visible in `kubectl describe`.
 MODEL_VERSION_ANNOTATION = "driftloop.io/model-version"
+#: Pod-template annotation naming what the replicas score beside the champion ("3
+#: (challenger)"): a change rolls the replicas, which load it through the registry aliases.
+SHADOW_ANNOTATION = "driftloop.io/shadow"
 #: The ConfigMap of DRIFTLOOP_* settings every driftloop pod reads (k8s/settings).
 SETTINGS_CONFIG_MAP = "driftloop-settings"
 #: The ServiceAccount manual promote/rollback pods run as (k8s/base/rbac.yaml): it may patch

@@ -120,6 +120,12 @@ def shadow_target(client: Any, name: str, champion: str | None,
     return None
 
 
+def shadow_annotation(client: Any, name: str, champion: str | None) -> str | None:
+    """What a deployer tells replicas they score beside ``champion`` ("4 (challenger)")."""
+    found = shadow_target(client, name, champion)
+    return None if found is None else f"{found[0]} ({found[1]})"
+
+
 def start_shadow(client: Any, name: str, version: str, now: datetime | None = None) -> None:
     """Alias ``version`` ``challenger`` (replacing any earlier one) and date its stage."""
     client.set_registered_model_alias(name, ALIAS_CHALLENGER, str(version))
@@ -209,7 +215,8 @@ def _promote(ctx: Context, client: Any, champion: str, version: str, gate: GateR
     move_aliases(client, ctx.name, version)
     client.delete_registered_model_alias(ctx.name, ALIAS_CHALLENGER)
     try:
-        result = deployer.deploy(version)
+        result = deployer.deploy(version,
+                                 shadow=shadow_annotation(client, ctx.name, version))
     except Exception as exc:
         restored = restore_aliases(client, ctx.name, version, champion, old_previous)
         client.set_registered_model_alias(ctx.name, ALIAS_CHALLENGER, version)
@@ -287,4 +294,6 @@ def _end_probation(ctx: Context, client: Any, champion: str | None, now: datetim
 
 def _refresh(ctx: Context, champion: str, target: str, timeout_s: float) -> dict[str, Any]:
     """Serve the champion again, so the servers drop the version they no longer score."""
-    return make_deployer(target, ctx.settings, timeout_s=timeout_s).deploy(champion).as_dict()
+    client = connect(ctx.settings)
+    return make_deployer(target, ctx.settings, timeout_s=timeout_s).deploy(
+        champion, shadow=shadow_annotation(client, ctx.name, champion)).as_dict()

@@ -100,9 +100,12 @@ def _move_and_serve(ctx: Context, client: Any, action: str, version: str, *, rea
     deployer = make_deployer(target, ctx.settings, timeout_s=timeout_s)
     old_champion = alias(client, ctx.name, ALIAS_CHAMPION)
     old_previous = alias(client, ctx.name, ALIAS_PREVIOUS)
+    from driftloop.promotion.live import shadow_annotation
+
     move_aliases(client, ctx.name, version)
     try:
-        result = deployer.deploy(version)
+        result = deployer.deploy(version,
+                                 shadow=shadow_annotation(client, ctx.name, version))
     except Exception as exc:
         restored = restore_aliases(client, ctx.name, version, old_champion, old_previous)
         cause = str(exc) if isinstance(exc, DriftloopError) else f"{type(exc).__name__}: {exc}"

@@ -189,9 +189,12 @@ def deploy(
 
     if not version:
         return NoDeployer().deploy("")
+    from driftloop.promotion.live import shadow_annotation
+
     deployer = make_deployer(target, ctx.settings, timeout_s=timeout_s)
     try:
-        result = deployer.deploy(version)
+        shadow = shadow_annotation(connect(ctx.settings), ctx.name, version)
+        result = deployer.deploy(version, shadow=shadow)
     except Exception as exc:
         if version == old_champion:  # it was champion before this run: nothing to undo
             raise DeployError(f"{exc}; v{version} was already champion: aliases unchanged") \

@@ -193,9 +193,11 @@ def deployer(server: FakeApiServer, clock: FakeClock, log: list[str] | None = No
                               log=(log.append if log is not None else lambda _: None))
 
 
-def expected_patch(env: dict[str, Any], annotation: str | None) -> dict[str, Any]:
+def expected_patch(env: dict[str, Any], annotation: str | None,
+                   shadow: str | None = None) -> dict[str, Any]:
     return {"spec": {"template": {
-        "metadata": {"annotations": {ANNOTATION: annotation}},
+        "metadata": {"annotations": {ANNOTATION: annotation,
+                                     naming.SHADOW_ANNOTATION: shadow}},
         "spec": {"containers": [{"name": "serving", "env": [{"name": ENV, **env}]}]},
     }}}
 
@@ -290,6 +292,24 @@ def test_version_already_pinned_and_ready_sends_no_patch() -> None:
     result = deployer(server, FakeClock()).deploy("3")
     assert result.status == "unchanged"
     assert server.patches() == []
+
+
+def test_a_new_shadow_rolls_the_replicas_even_when_the_version_is_unchanged() -> None:
+    """The shadow stage's challenger is loaded by replicas through the aliases, at start:
+    naming it in the pod template rolls them; the same shadow again sends nothing."""
+    server = FakeApiServer(serving_deployment(pinned="3"))
+    result = deployer(server, FakeClock()).deploy("3", shadow="4 (challenger)")
+    assert result.status == "deployed"
+    (patch,) = server.patches()
+    assert patch["body"] == expected_patch({"value": "3"}, "3", "4 (challenger)")
+    template = server.obj["spec"]["template"]["metadata"]["annotations"]
+    assert template[naming.SHADOW_ANNOTATION] == "4 (challenger)"
+    again = deployer(server, FakeClock()).deploy("3", shadow="4 (challenger)")
+    assert again.status == "unchanged" and len(server.patches()) == 1
+    dropped = deployer(server, FakeClock()).deploy("3")  # the stage ended: roll again
+    assert dropped.status == "deployed"
+    assert naming.SHADOW_ANNOTATION not in server.obj["spec"]["template"]["metadata"][
+        "annotations"]
 
 
 def test_missing_container_is_named_and_nothing_is_patched() -> None:
