@@ -67,13 +67,23 @@ def apply_retention() -> dict[str, Any]:
     return summary
 
 
+def _close(ti: Any, text: str, failed: bool) -> str:
+    """An ``outcome`` task's end: the sentence is its XCom; when the run failed the task
+    fails with it, so the run keeps its state (the failed task alerted already)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    log.info("outcome: %s", text)
+    if failed:
+        ti.xcom_push(key="return_value", value=text)
+        raise AirflowFailException(text)
+    return text
+
+
 @task(trigger_rule="all_done", retries=0, on_failure_callback=[])
 def outcome(decision: str | None = None) -> str:
     """The run's decision in one sentence (this task's XCom; see driftloop_airflow.outcome).
     Runs last, whatever happened before; fails when another task of the run failed, so the
     run keeps its state (the failed task has already alerted: no second alert here)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     from driftloop_airflow.outcome import describe, task_states
 
     context = get_current_context()
@@ -92,19 +102,13 @@ def outcome(decision: str | None = None) -> str:
                 "kfp_run_id": pull("submit_retrain", "kfp_run_id"),
                 "run": pull("submit_retrain")},
     )
-    log.info("outcome: %s", text)
-    if failed:
-        ti.xcom_push(key="return_value", value=text)
-        raise AirflowFailException(text)
-    return text
+    return _close(ti, text, failed)
 
 
 @task(task_id="outcome", trigger_rule="all_done", retries=0, on_failure_callback=[])
 def action_outcome(action_task: str = "act") -> str:
     """The manual action's result in one sentence; fails when the action failed (which has
     alerted already), so the run keeps its state."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     from driftloop_airflow.outcome import describe_action, task_states
 
     context = get_current_context()
@@ -113,19 +117,13 @@ def action_outcome(action_task: str = "act") -> str:
         context["params"].get("action"),
         task_states(ti, ti.dag_id, ti.run_id).get(action_task),
         ti.xcom_pull(task_ids=action_task), ti.xcom_pull(task_ids=action_task, key="error"))
-    log.info("outcome: %s", text)
-    if failed:
-        ti.xcom_push(key="return_value", value=text)
-        raise AirflowFailException(text)
-    return text
+    return _close(ti, text, failed)
 
 
 @task(task_id="outcome", trigger_rule="all_done", retries=0, on_failure_callback=[])
 def live_gate_outcome(gate_task: str = "judge") -> str:
     """The live gate's decision in one sentence; fails when the decision could not be taken
     (which has alerted already)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     from driftloop_airflow.outcome import describe_live, task_states
 
     context = get_current_context()
@@ -133,8 +131,4 @@ def live_gate_outcome(gate_task: str = "judge") -> str:
     text, failed = describe_live(task_states(ti, ti.dag_id, ti.run_id).get(gate_task),
                                  ti.xcom_pull(task_ids=gate_task),
                                  ti.xcom_pull(task_ids=gate_task, key="error"))
-    log.info("outcome: %s", text)
-    if failed:
-        ti.xcom_push(key="return_value", value=text)
-        raise AirflowFailException(text)
-    return text
+    return _close(ti, text, failed)
