@@ -156,6 +156,7 @@ RELIABILITY_TESTS := tests/reliability \
   tests/airflow/test_local_stack.py::test_a_rest_triggered_run_succeeds \
   tests/airflow/test_local_stack.py::test_backfill_through_the_api_reads_each_past_hour \
   tests/pipelines/test_local_run.py tests/pipelines/test_live_server.py \
+  tests/pipelines/test_live_gate.py::test_a_challenger_better_live_is_promoted_from_the_shadow_stage \
   tests/serving/test_admin_reload.py tests/serving/test_predict.py \
   tests/serving/test_feedback.py tests/serving/test_endpoints.py tests/serving/test_openapi.py \
   tests/k8s/test_images.py tests/k8s/test_contracts.py

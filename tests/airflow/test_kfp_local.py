@@ -279,9 +279,12 @@ def test_operator_defers_to_the_trigger_and_fails_with_the_runs_error(
         tmp_path: Path, runner: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
+    # The run lasts 0.5 s: still running when the operator first looks, so it defers (an
+    # instant exit made the operator see the end at once, and fail without deferring).
     op = _operator(tmp_path, runner, monkeypatch, env={
-        "FAKE_EXIT": "1", "FAKE_STDOUT": '{"status": "failed", "failed_step": "train_model", '
-                                         '"error": "no labeled rows"}'})
+        "FAKE_SLEEP": "0.5", "FAKE_EXIT": "1",
+        "FAKE_STDOUT": '{"status": "failed", "failed_step": "train_model", '
+                       '"error": "no labeled rows"}'})
     ti = _TI()
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"ti": ti})

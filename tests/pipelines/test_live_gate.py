@@ -103,6 +103,7 @@ def test_a_promotion_that_fails_live_is_rolled_back_on_probation(
     assert live_gate(loop)["action"] == "nothing"
 
 
+@pytest.mark.full
 def test_a_challenger_better_live_is_promoted_from_the_shadow_stage(
         loop: LocalLoop, tmp_path: Path) -> None:
     from driftloop.promotion.live import start_shadow
