@@ -20,7 +20,7 @@ from driftloop_airflow.hooks.driftloop_cli import (
 )
 from driftloop_airflow.hooks.kfp_local import LocalConfig
 from driftloop_airflow.operators.promotion import command
-from driftloop_airflow.outcome import describe_action
+from driftloop_airflow.outcome import describe_action, describe_live
 
 
 def test_a_request_becomes_the_clis_arguments() -> None:
@@ -97,3 +97,13 @@ def test_the_cluster_pod_runs_the_cli_in_the_trainer_image_as_the_promoter() -> 
         "the operator's XCom volume, where the answer is written"
     assert "/tmp" in {m.mount_path for m in main.volume_mounts}
     assert any(c.name == "airflow-xcom-sidecar" for c in pod.spec.containers)
+
+
+def test_the_live_gate_outcome_says_failed_when_the_decision_could_not_be_taken() -> None:
+    rolled = {"action": "rolled_back", "reason": "v2 rolled back to v1: probation: ..."}
+    assert describe_live("success", rolled, None) == (
+        "rolled_back: v2 rolled back to v1: probation: ...", False)
+    assert describe_live("failed", None, "server unreachable") == (
+        "live gate failed: server unreachable", True)
+    assert describe_live(None, None, None) == (
+        "live gate did not run (no state; see the task log)", True)
