@@ -58,11 +58,12 @@ def bootstrap(
     progress.line(f"{data.rows} rows ({data.rows_dropped_missing} dropped for missing values)")
     candidate = build_candidate(spec, data, settings, progress)
     metric = float(candidate.metrics[spec.gate.metric])
-    if metric < spec.gate.min_value:
+    word, sign = (("floor", ">=") if spec.gate_metric.higher_is_better else ("ceiling", "<="))
+    if not spec.clears(metric):
         raise DriftloopError(
-            f"the trained model's {spec.gate.metric} {metric:.3f} is below the spec's floor "
-            f"{spec.gate.min_value}; nothing was registered"
-        )
+            f"the trained model's {spec.gate.metric} {metric:.4g} does not clear the spec's "
+            f"{word} {spec.gate_threshold:g} ({spec.gate_metric.direction}); nothing was "
+            "registered")
     with progress.step(f"logging run and registering {name}"):
         run_id, model_uri = log_candidate(client, settings, candidate, run_name="bootstrap",
                                           run_tags={"trigger": "bootstrap"})
@@ -73,8 +74,8 @@ def bootstrap(
             lineage.TAG_GIT_COMMIT: lineage.git_commit(),
             lineage.TAG_INFERENCE_FORM: candidate.inference_form,
             lineage.TAG_GATE_PASSED: "true",
-            lineage.TAG_GATE_REASON: f"bootstrap: {spec.gate.metric} {metric:.4f} >= floor "
-                                     f"{spec.gate.min_value}",
+            lineage.TAG_GATE_REASON: f"bootstrap: {spec.gate.metric} {metric:.4f} {sign} "
+                                     f"{word} {spec.gate_threshold:g}",
         })
         previous = promote(client, name, version)
     progress.line(f"{name} v{version} is champion" +

@@ -21,10 +21,9 @@ def build_candidate(
     with progress.step(f"training {spec.estimator.class_path.rsplit('.', 1)[-1]} on "
                        f"{len(data.frame)} rows"):
         result = train(data.frame, spec)
-    progress.line(
-        f"holdout: accuracy {result.metrics['accuracy']:.3f}, "
-        f"f1_weighted {result.metrics['f1_weighted']:.3f} on {result.metrics['support']} rows"
-    )
+    shown = list(spec.task_impl.metrics)[:2]
+    progress.line("holdout: " + ", ".join(f"{m} {result.metrics[m]:.4g}" for m in shown)
+                  + f" on {result.metrics['support']} rows")
     features = data.frame[spec.feature_names]
     reference = features.sample(
         n=min(len(features), settings.reference_max_rows), random_state=spec.split.seed
@@ -32,7 +31,7 @@ def build_candidate(
     with progress.step("converting to ONNX and checking parity"):
         onnx = convert(spec, result.model, result.split.x_test, reference)
     if onnx.ok:
-        progress.line(f"ONNX parity ok: max |Δp| {onnx.parity.max_abs_proba_diff:.1e} over "
+        progress.line(f"ONNX parity ok: max difference {onnx.parity.max_abs_proba_diff:.1e} over "
                       f"{onnx.parity.rows_checked} rows")
     else:
         progress.line(f"ONNX form not kept, serving will use sklearn: {onnx.parity.reason}")
@@ -41,8 +40,7 @@ def build_candidate(
         spec=spec, model=result.model, labels=result.labels, metrics=result.metrics,
         reference=reference.reset_index(drop=True), suite=suite, onnx=onnx,
         data_fingerprint=fingerprint(data.frame),
-        label_counts={str(k): int(v) for k, v in
-                      data.frame[spec.target].astype(str).value_counts().sort_index().items()},
+        label_counts=spec.task_impl.reference_counts(data.frame[spec.target]),
         data_rows={"read": data.rows_read, "dropped_missing": data.rows_dropped_missing,
                    "train": len(result.split.x_train), "holdout": len(result.split.x_test)},
     )

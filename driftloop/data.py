@@ -17,6 +17,7 @@ BUILTIN_DATASETS = {
     "iris": "load_iris",
     "wine": "load_wine",
     "breast_cancer": "load_breast_cancer",
+    "diabetes": "load_diabetes",
 }
 
 
@@ -27,7 +28,8 @@ def _snake(name: str) -> str:
 
 
 def load_builtin(name: str) -> pd.DataFrame:
-    """A scikit-learn toy dataset with snake_case columns and the class names as target."""
+    """A scikit-learn toy dataset with snake_case columns and, as ``target`` (``species``
+    for Iris), the class names of a classification set or the values of a regression one."""
     loader_name = BUILTIN_DATASETS.get(name)
     if loader_name is None:
         known = ", ".join(f"sklearn:{n}" for n in sorted(BUILTIN_DATASETS))
@@ -37,7 +39,9 @@ def load_builtin(name: str) -> pd.DataFrame:
     bunch = getattr(datasets, loader_name)()
     frame = pd.DataFrame(bunch.data, columns=[_snake(c) for c in bunch.feature_names])
     target = "species" if name == "iris" else "target"
-    frame[target] = pd.Categorical.from_codes(bunch.target, list(bunch.target_names)).astype(str)
+    names = bunch.get("target_names")
+    frame[target] = (bunch.target if names is None else
+                     pd.Categorical.from_codes(bunch.target, list(names)).astype(str))
     return frame
 
 
@@ -96,7 +100,9 @@ def conform(frame: pd.DataFrame, spec: ModelSpec, *, origin: str) -> LoadedData:
                 f"{origin}: numeric feature {col!r} has non-numeric values (e.g. {example!r})"
             )
         out[col] = coerced.astype("float64")
-    for col in [*spec.features.categorical, spec.target]:
+    task = spec.task_impl
+    out[spec.target] = task.conform_target(out[spec.target], origin)
+    for col in spec.features.categorical:
         out[col] = out[col].astype("string").astype(object)
         # The missing category (a frame conformed before, or read back from the log) is
         # missing: conforming twice changes nothing.
@@ -109,8 +115,7 @@ def conform(frame: pd.DataFrame, spec: ModelSpec, *, origin: str) -> LoadedData:
     if out.empty:
         raise DataError(f"{origin}: no complete rows (every row misses the target or a feature "
                         "that features.nullable does not list)")
-    if out[spec.target].nunique() < 2:
-        raise DataError(f"{origin}: target {spec.target!r} has fewer than two classes")
+    task.check_target(out[spec.target], spec.target, origin)
     return LoadedData(frame=out, rows_read=before, rows_dropped_missing=before - len(out))
 
 

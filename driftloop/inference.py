@@ -12,12 +12,14 @@ from driftloop.spec import ModelSpec
 
 
 class Predictor(Protocol):
-    """Class probabilities for rows given as numeric (n, k) and categorical (n, m) arrays."""
+    """A model's outputs ``(n, len(labels))`` for rows given as numeric (n, k) and
+    categorical (n, m) arrays: class probabilities, or a regressor's values
+    (:mod:`driftloop.tasks`)."""
 
     form: str
     labels: list[str]
 
-    def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray: ...
+    def outputs(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray: ...
 
 
 class OnnxPredictor:
@@ -26,11 +28,12 @@ class OnnxPredictor:
     def __init__(self, spec: ModelSpec, model_bytes: bytes, labels: list[str]) -> None:
         self._spec = spec
         self._session = make_session(model_bytes)
+        self._task = spec.task_impl
         self.labels = list(labels)
 
-    def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        _, probabilities = self._session.run(None, onnx_feed(self._spec, numeric, categorical))
-        return np.asarray(probabilities, dtype=np.float64)
+    def outputs(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        return self._task.onnx_output(
+            self._session.run(None, onnx_feed(self._spec, numeric, categorical)))
 
 
 class SklearnPredictor:
@@ -39,10 +42,11 @@ class SklearnPredictor:
     def __init__(self, spec: ModelSpec, model: Any) -> None:
         self._spec = spec
         self._model = model
-        self.labels = [str(c) for c in model.classes_]
+        self._task = spec.task_impl
+        self.labels = self._task.labels_of(model, spec.target)
 
-    def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    def outputs(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         frame = pd.DataFrame(numeric, columns=list(self._spec.features.numeric))
         for j, name in enumerate(self._spec.features.categorical):
             frame[name] = categorical[:, j]
-        return np.asarray(self._model.predict_proba(frame[self._spec.feature_names]))
+        return self._task.sklearn_outputs(self._model, frame[self._spec.feature_names])

@@ -1,9 +1,11 @@
 """The fast inference form: the fitted pipeline converted to ONNX, accepted only on parity.
 
-sklearn's predict_proba costs milliseconds per row; ONNX Runtime answers in microseconds.
-A conversion is kept only if it gives the same labels and probabilities within
-:data:`PARITY_TOLERANCE` on the holdout plus random rows in and around the training ranges;
-otherwise the reason is recorded and the server uses sklearn.
+sklearn costs milliseconds per call; ONNX Runtime answers in microseconds. A conversion is
+kept only if it gives the same outputs as sklearn on the holdout plus random rows in and
+around the training ranges (a classifier: the same labels and probabilities within 1e-5; a
+regressor: values within a relative 1e-4, float32's rounding; the task says,
+:meth:`driftloop.tasks.base.Task.parity`); otherwise the reason is recorded and the server
+uses sklearn.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import pandas as pd
 from driftloop.missing import MISSING_CATEGORY
 from driftloop.spec import ModelSpec
 
-PARITY_TOLERANCE = 1e-5
 #: Random rows drawn for the parity check, beside the holdout.
 PARITY_RANDOM_ROWS = 2000
 #: Random rows extend this fraction of each numeric range beyond the training min and max.
@@ -30,8 +31,9 @@ class ParityReport:
     ok: bool
     rows_checked: int
     label_mismatches: int
+    #: The largest difference of an output (a probability; a regressor's relative value).
     max_abs_proba_diff: float
-    tolerance: float = PARITY_TOLERANCE
+    tolerance: float = 0.0
     reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,18 +118,21 @@ def check_parity(
 ) -> ParityReport:
     """Compare ONNX and sklearn on the given feature frames."""
     session = make_session(model_bytes)
+    task = spec.task_impl
     rows = pd.concat(frames, ignore_index=True)[spec.feature_names]
-    expected = model.predict_proba(rows)
-    labels = np.asarray(model.classes_).astype(str)
-    _, got = session.run(None, onnx_feed(spec, *split_frame(spec, rows)))
-    diff = float(np.max(np.abs(np.asarray(got, dtype=np.float64) - expected)))
-    mismatches = int(np.sum(labels[np.argmax(got, axis=1)] != labels[np.argmax(expected, axis=1)]))
-    ok = mismatches == 0 and diff < PARITY_TOLERANCE
+    expected = task.sklearn_outputs(model, rows)
+    labels = np.asarray(task.labels_of(model, spec.target)).astype(str)
+    got = task.onnx_output(session.run(None, onnx_feed(spec, *split_frame(spec, rows))))
+    if got.shape != expected.shape:
+        return ParityReport(False, len(rows), 0, float("nan"), reason=(
+            f"ONNX outputs have shape {got.shape}, sklearn's {expected.shape}"))
+    mismatches, diff, tolerance = task.parity(expected, got, labels)
+    ok = mismatches == 0 and diff < tolerance
     reason = "" if ok else (
-        f"{mismatches} label mismatches, max |Δp| = {diff:.2e} over {len(rows)} rows "
-        f"(tolerance {PARITY_TOLERANCE:g})"
+        f"{mismatches} label mismatches, max difference {diff:.2e} over {len(rows)} rows "
+        f"(tolerance {tolerance:g})"
     )
-    return ParityReport(ok, len(rows), mismatches, diff, reason=reason)
+    return ParityReport(ok, len(rows), mismatches, diff, tolerance, reason=reason)
 
 
 def convert(
@@ -138,10 +143,11 @@ def convert(
         from skl2onnx import convert_sklearn
 
         estimator = model.steps[-1][1]
+        options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "classes_") else {}
         onx = convert_sklearn(
             model,
             initial_types=input_types(spec),
-            options={id(estimator): {"zipmap": False}},
+            options=options,
             target_opset={"": 17, "ai.onnx.ml": 3},
         )
         model_bytes = onx.SerializeToString()

@@ -140,6 +140,40 @@ def distribution_plots(
     return f"<div class='plots'>{''.join(images)}</div>"
 
 
+def regression_plots(truth: np.ndarray, predicted: np.ndarray, who: str) -> str:
+    """Predicted against actual (the diagonal is a perfect model) and the residuals against
+    the prediction (a pattern there is what a retrain should remove)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = np.asarray(truth, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    if not len(truth):
+        return "<p class='muted'>no rows to plot</p>"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.2))
+    left.scatter(truth, predicted, s=8, alpha=0.6)
+    low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(),
+                                                                    predicted.max()))
+    left.plot([low, high], [low, high], color="#888", linewidth=1)
+    left.set_xlabel("actual", fontsize=8)
+    left.set_ylabel("predicted", fontsize=8)
+    left.set_title(f"{who}: predicted vs actual", fontsize=10)
+    right.scatter(predicted, predicted - truth, s=8, alpha=0.6)
+    right.axhline(0, color="#888", linewidth=1)
+    right.set_xlabel("predicted", fontsize=8)
+    right.set_ylabel("residual (predicted - actual)", fontsize=8)
+    right.set_title(f"{who}: residuals", fontsize=10)
+    for ax in (left, right):
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    image = (f"<img alt='{escape(who)}: predicted vs actual, and residuals' "
+             f"src='data:image/png;base64,{_png(fig)}'>")
+    plt.close(fig)
+    return f"<div class='plots'>{image}</div>"
+
+
 def drift_table(report: dict[str, Any] | None) -> str:
     """The per-feature drift tests (``driftloop.drift`` report dict), or why there are none."""
     if not report:

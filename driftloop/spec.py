@@ -9,14 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from driftloop.errors import SpecError
 
-GateMetric = Literal["accuracy", "f1_weighted", "precision_weighted", "recall_weighted"]
+if TYPE_CHECKING:
+    from driftloop.tasks.base import GateMetric, Task
+
+#: What a spec's model predicts (driftloop.tasks owns what differs between them).
+TaskName = Literal["classification", "regression"]
 #: What the paired gate must show about ``challenger - champion`` (driftloop.gate).
 GateRequirement = Literal["non_inferiority", "superiority"]
 
@@ -72,7 +76,8 @@ class FeaturesSpec(_Strict):
 
 
 class EstimatorSpec(_Strict):
-    class_path: str = Field(alias="class", description="Import path of an sklearn classifier.")
+    class_path: str = Field(alias="class", description="Import path of a scikit-learn "
+                            "classifier or regressor.")
     params: dict[str, Any] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -91,15 +96,26 @@ class SplitSpec(_Strict):
 
 
 class GateSpec(_Strict):
-    """A challenger is promoted only if ``metric >= min_value`` and a paired test on the same
-    rows shows it no worse than the champion (driftloop.gate)."""
+    """A challenger is promoted only if its metric clears the spec's floor (``min_value``;
+    a ceiling, ``max_value``, for a lower-is-better metric such as RMSE) and a paired test on
+    the same rows shows it no worse than the champion (driftloop.gate)."""
 
-    metric: GateMetric = "accuracy"
-    min_value: float = Field(default=0.8, ge=0, le=1)
-    max_regression: float = Field(
-        default=0.02, ge=0, le=1,
-        description="Non-inferiority margin: the lower end of the interval of challenger - "
-        "champion must be above -max_regression.")
+    metric: str | None = Field(
+        default=None,
+        description="accuracy, f1_weighted, precision_weighted, recall_weighted "
+        "(classification: default accuracy); rmse, mae, mape, r2 (regression: default rmse).")
+    min_value: float | None = Field(
+        default=None,
+        description="The floor of a higher-is-better metric (classification default 0.8).")
+    max_value: float | None = Field(
+        default=None,
+        description="The ceiling of a lower-is-better metric (rmse, mae: in the target's "
+        "units; mape: a fraction).")
+    max_regression: float | None = Field(
+        default=None, ge=0,
+        description="Non-inferiority margin, in the metric's units: how much worse than the "
+        "champion the challenger may be (the interval of challenger - champion must stay "
+        "within it). Default 0.02 for unitless metrics; required for rmse and mae.")
     require: GateRequirement = Field(
         default="non_inferiority",
         description="`non_inferiority` (no worse than the champion by more than "
@@ -130,6 +146,10 @@ class PreprocessingSpec(_Strict):
 
 
 class ModelSpec(_Strict):
+    task: TaskName | None = Field(
+        default=None,
+        description="classification or regression; inferred from the estimator when "
+        "omitted.")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
                       description="Registered model name in MLflow.")
     description: str = ""
@@ -145,14 +165,55 @@ class ModelSpec(_Strict):
     #: Directory the spec was read from; relative data paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_task(cls, raw: Any) -> Any:
+        """Fill ``task`` (from the estimator) and the gate's defaults for that task, so the
+        spec a version carries states them."""
+        if not isinstance(raw, dict):
+            return raw
+        from driftloop.tasks.rules import resolve_task_defaults
+
+        return resolve_task_defaults(raw)
+
     @model_validator(mode="after")
     def _target_not_a_feature(self) -> ModelSpec:
         if self.target in self.feature_names:
             raise ValueError(f"target {self.target!r} is also listed as a feature")
         from driftloop.drift import resolve_tests
+        from driftloop.tasks.rules import check_gate
 
         resolve_tests(self.features.numeric, self.features.categorical, self.drift.tests)
+        check_gate(self)
         return self
+
+    @property
+    def task_impl(self) -> Task:
+        """This spec's :class:`~driftloop.tasks.base.Task`."""
+        from driftloop.tasks import get_task
+
+        return get_task(self.task or "classification")
+
+    @property
+    def gate_metric(self) -> GateMetric:
+        """The gate metric's name, direction and units."""
+        from driftloop.tasks import GATE_METRICS
+
+        return GATE_METRICS[self.gate.metric or self.task_impl.default_metric]
+
+    @property
+    def gate_threshold(self) -> float:
+        """The floor (``min_value``) or, for a lower-is-better metric, the ceiling
+        (``max_value``) a challenger must clear: both checked present at load."""
+        value = self.gate.min_value if self.gate_metric.higher_is_better else \
+            self.gate.max_value
+        assert value is not None
+        return float(value)
+
+    def clears(self, value: float) -> bool:
+        """Whether a metric value clears the gate's threshold (in the metric's direction)."""
+        return (value >= self.gate_threshold if self.gate_metric.higher_is_better
+                else value <= self.gate_threshold)
 
     @property
     def feature_names(self) -> list[str]:
@@ -183,9 +244,10 @@ class ModelSpec(_Strict):
 def _format_validation_error(path: Path, exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        where = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
+        # A check across fields names its field(s) in the message itself.
+        parts.append(f"{where}: {msg}" if where else msg)
     return f"invalid model spec {path}: " + "; ".join(parts)
 
 

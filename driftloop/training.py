@@ -6,7 +6,6 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from driftloop.errors import SpecError
@@ -24,8 +23,10 @@ def import_estimator(spec: ModelSpec) -> type:
     cls = getattr(module, attr, None)
     if cls is None:
         raise SpecError(f"estimator {path!r} cannot be imported: {module_name} has no {attr!r}")
-    if not hasattr(cls, "fit") or not hasattr(cls, "predict_proba"):
-        raise SpecError(f"estimator {path!r} is not a classifier with fit and predict_proba")
+    task = spec.task_impl
+    if not hasattr(cls, "fit") or not hasattr(cls, task.estimator_method):
+        raise SpecError(f"estimator {path!r} is not a {task.name} estimator with fit and "
+                        f"{task.estimator_method}")
     return cls
 
 
@@ -75,13 +76,13 @@ class Split:
 
 
 def split(frame: pd.DataFrame, spec: ModelSpec) -> Split:
-    """Stratified holdout split (plain when a class is too rare to stratify)."""
+    """The holdout split: stratified by class for a classifier (plain when a class is too
+    rare to stratify), plain for a regressor."""
     from sklearn.model_selection import train_test_split
 
     x = frame[spec.feature_names]
     y = frame[spec.target]
-    counts = y.value_counts()
-    stratify = y if counts.min() >= 2 else None
+    stratify = spec.task_impl.stratify(y)
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=spec.split.holdout_fraction, random_state=spec.split.seed,
         stratify=stratify,
@@ -90,33 +91,10 @@ def split(frame: pd.DataFrame, spec: ModelSpec) -> Split:
                  y_tr.reset_index(drop=True), y_te.reset_index(drop=True))
 
 
-def classification_metrics(y_true: Any, y_pred: Any, labels: list[str]) -> dict[str, Any]:
-    """Accuracy, weighted F1/precision/recall and the confusion matrix (rows: truth)."""
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        f1_score,
-        precision_score,
-        recall_score,
-    )
-
-    y_true = np.asarray(y_true, dtype=object)
-    y_pred = np.asarray(y_pred, dtype=object)
-    kw: dict[str, Any] = {"average": "weighted", "zero_division": 0, "labels": labels}
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1_weighted": float(f1_score(y_true, y_pred, **kw)),
-        "precision_weighted": float(precision_score(y_true, y_pred, **kw)),
-        "recall_weighted": float(recall_score(y_true, y_pred, **kw)),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        "labels": list(labels),
-        "support": len(y_true),
-    }
-
-
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The numeric metrics only, for MLflow and gates."""
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 @dataclass
@@ -128,7 +106,7 @@ class TrainResult:
 
 
 def train(frame: pd.DataFrame, spec: ModelSpec) -> TrainResult:
-    """Fit the spec's pipeline on a stratified split and score it on the holdout."""
+    """Fit the spec's pipeline on the holdout split and score it on the holdout."""
     parts = split(frame, spec)
     model = build_pipeline(spec)
     try:
@@ -136,7 +114,7 @@ def train(frame: pd.DataFrame, spec: ModelSpec) -> TrainResult:
     except ValueError as exc:
         raise SpecError(f"estimator {spec.estimator.class_path!r} failed to fit: {exc}") \
             from None
-    labels = [str(c) for c in model.classes_]
-    predicted = model.predict(parts.x_test)
-    return TrainResult(model, parts, labels, classification_metrics(parts.y_test, predicted,
-                                                                      labels))
+    task = spec.task_impl
+    labels = task.labels_of(model, spec.target)
+    predicted = task.predict(model, parts.x_test)
+    return TrainResult(model, parts, labels, task.score(parts.y_test, predicted, labels))

@@ -57,7 +57,7 @@ class Batcher:
                 numeric = np.concatenate([it[1] for it in items])
                 categorical = np.concatenate([it[2] for it in items])
             try:
-                proba = np.asarray(model.predict_proba(numeric, categorical), dtype=np.float64)
+                proba = np.asarray(model.outputs(numeric, categorical), dtype=np.float64)
             except Exception as exc:  # every caller of this batch gets the error
                 for *_, future in items:
                     if not future.done():

@@ -82,6 +82,17 @@ class Metrics:
         self.live_accuracy = Gauge("driftloop_live_accuracy",
                                    "Accuracy over the latest labeled predictions (feedback); "
                                    "NaN without feedback.", registry=r)
+        #: Regressors: live errors over the same labeled predictions (NaN for classifiers).
+        self.live_mae = Gauge("driftloop_live_mae", "Mean absolute error over the latest "
+                              "labeled predictions of a regressor; NaN without feedback or "
+                              "for a classifier.", registry=r)
+        self.live_rmse = Gauge("driftloop_live_rmse", "Root mean squared error over the "
+                               "latest labeled predictions of a regressor; NaN without "
+                               "feedback or for a classifier.", registry=r)
+        self.gate_ceiling = Gauge(
+            "driftloop_gate_ceiling", "The served model's gate ceiling (its spec's "
+            "gate.max_value) for a lower-is-better gate metric (rmse, mae, mape): the live "
+            "error of that name should stay below it.", ["metric"], registry=r)
         self.gate_floor = Gauge(
             "driftloop_gate_floor", "The served model's gate floor (its spec's gate.min_value) "
             "for its gate metric: the live metric of that name should stay above it (alert "
@@ -90,8 +101,9 @@ class Metrics:
                                   "Labeled predictions behind driftloop_live_accuracy.",
                                   registry=r)
         self.feedback = Counter("driftloop_feedback", "Labels recorded by this replica, by "
-                                "outcome: correct or incorrect (the served prediction was "
-                                "right or wrong), not_yet_matched (stored before its "
+                                "outcome: correct or incorrect (a classifier's served "
+                                "prediction was right or wrong), matched (a regressor's "
+                                "label joined its prediction), not_yet_matched (stored before its "
                                 "prediction's row was in the log).", ["outcome"], registry=r)
         self.feedback_orphans = Gauge(
             "driftloop_feedback_orphans", "Labels of the last 24 h, older than "
@@ -132,7 +144,8 @@ class Metrics:
             "its queue was full or scoring failed (callers were answered; the live gate "
             "judges on fewer rows).", registry=r)
         self.dataset_drift.set(-1)
-        self.live_accuracy.set(math.nan)
+        for gauge in (self.live_accuracy, self.live_mae, self.live_rmse):
+            gauge.set(math.nan)
         # Children bound once: .labels() costs a lock and a dict lookup per call.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -149,11 +162,22 @@ class Metrics:
     def prediction_counters(self, labels: Sequence[str]) -> list[Any]:
         return [self.predictions.labels(label) for label in labels]
 
-    def set_model(self, info: dict[str, str], gate_metric: str, gate_floor: float) -> None:
+    def set_model(self, info: dict[str, str], gate_metric: str, threshold: float,
+                  higher_is_better: bool) -> None:
+        """The served model's identity and gate threshold (a floor, or a ceiling)."""
         self.model.info(info)
         self.gate_floor.clear()
-        self.gate_floor.labels(gate_metric).set(gate_floor)
+        self.gate_ceiling.clear()
+        (self.gate_floor if higher_is_better else self.gate_ceiling).labels(
+            gate_metric).set(threshold)
         self.clear_drift()
+
+    def set_live(self, figures: dict[str, float | None]) -> None:
+        """The served task's live figures (accuracy, or mae and rmse); the others NaN."""
+        for name, gauge in (("accuracy", self.live_accuracy), ("mae", self.live_mae),
+                            ("rmse", self.live_rmse)):
+            value = figures.get(name)
+            gauge.set(math.nan if value is None else value)
 
     def clear_drift(self) -> None:
         for gauge in (self.drift_statistic, self.drift_p_value, self.drift_p_value_adjusted,

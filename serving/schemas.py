@@ -68,9 +68,13 @@ class ModelRef(BaseModel):
 
 
 class RowPrediction(BaseModel):
+    """A classifier's row has ``label`` and ``probabilities``; a regressor's, ``value``."""
+
     request_id: str = Field(description="Send it back with POST /feedback.")
-    label: str
-    probabilities: dict[str, float]
+    label: str | None = Field(default=None, description="The predicted class (classifiers).")
+    probabilities: dict[str, float] | None = Field(
+        default=None, description="Each class's probability (classifiers).")
+    value: float | None = Field(default=None, description="The predicted value (regressors).")
 
 
 class PredictResponse(BaseModel):
@@ -82,16 +86,20 @@ class PredictResponse(BaseModel):
     latency_ms: float = Field(description="Server time for this call, in milliseconds.")
 
 
+#: A label: a class name (classifiers) or the true value (regressors: a number, or its text).
+Label = Annotated[StrictStr, Field(min_length=1, max_length=200)] | StrictInt | StrictFloat
+
+
 class FeedbackItem(_Body):
     request_id: StrictStr = Field(min_length=1, max_length=64)
-    label: StrictStr = Field(min_length=1, max_length=200)
+    label: Label
 
 
 class FeedbackRequest(_Body):
     """Either one ``request_id`` + ``label``, or ``labels``: a list of them."""
 
     request_id: StrictStr | None = Field(default=None, min_length=1, max_length=64)
-    label: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    label: Label | None = None
     labels: list[FeedbackItem] | None = None
 
 

@@ -23,6 +23,7 @@ from driftloop.errors import DriftloopError, ModelLoadError, RegistryError
 from driftloop.missing import fill_categorical
 from driftloop.registry import ALIAS_CHAMPION, ModelBundle
 from driftloop.settings import Settings
+from driftloop.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,13 @@ class ServedModel:
     def feature_names(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
-    def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        return self.bundle.predictor.predict_proba(numeric, categorical)
+    @property
+    def task(self) -> Task:
+        return self.bundle.spec.task_impl
+
+    def outputs(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """Outputs ``(n, len(labels))``: probabilities, or a regressor's values."""
+        return self.bundle.predictor.outputs(numeric, categorical)
 
     def info(self) -> dict[str, Any]:
         """The body of ``GET /model``."""
@@ -100,6 +106,7 @@ class ServedModel:
             "name": self.name, "version": self.version, "run_id": self.bundle.run_id,
             "aliases": list(self.bundle.aliases), "pinned": self.pinned,
             "inference_form": self.form, "tags": dict(self.bundle.tags),
+            "task": self.task.name,
             "labels": list(self.labels),
             "features": {"numeric": list(self.numeric), "categorical": list(self.categorical),
                          "nullable": sorted(self.nullable)},
@@ -137,8 +144,7 @@ def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
                                    if name in spec.features.nullable),
         head_json='"model": ' + json.dumps({"name": bundle.name, "version": bundle.version}),
         label_json=tuple(json.dumps(label) for label in labels),
-        row_template='{"request_id": "%s", "label": %s, "probabilities": {' + ", ".join(
-            json.dumps(label).replace("%", "%%") + ": %r" for label in labels) + "}}",
+        row_template=spec.task_impl.row_template(labels),
     )
     warm_up(served)
     return dataclasses.replace(served, prediction_reference=_predicted_counts(served),
@@ -146,12 +152,15 @@ def prepare(bundle: ModelBundle, *, pinned: bool = False) -> ServedModel:
 
 
 def _predicted_counts(served: ServedModel) -> dict[str, int]:
-    """The model's predicted classes on (up to PREDICTION_REFERENCE_ROWS of) its reference:
-    what its answers looked like on the data it was built from."""
+    """The model's predictions on (up to PREDICTION_REFERENCE_ROWS of) its reference, as
+    counts of their logged text: what its answers looked like on the data it was built
+    from."""
+    import pandas as pd
+
     num, cat = _reference_rows(served, PREDICTION_REFERENCE_ROWS)
-    proba = np.asarray(served.predict_proba(num, cat), dtype=np.float64)
-    predicted, counts = np.unique(proba.argmax(axis=1), return_counts=True)
-    return {served.labels[int(i)]: int(c) for i, c in zip(predicted, counts, strict=True)}
+    outputs = np.asarray(served.outputs(num, cat), dtype=np.float64)
+    predicted, _ = served.task.decode(outputs, served.label_array)
+    return served.task.reference_counts(pd.Series(predicted, dtype=object))
 
 
 def _reference_rows(served: ServedModel, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,14 +176,14 @@ def warm_up(served: ServedModel) -> None:
     """One prediction on reference rows: a model that cannot answer is never swapped in."""
     num, cat = _reference_rows(served, WARMUP_ROWS)
     try:
-        proba = np.asarray(served.predict_proba(num, cat), dtype=np.float64)
+        outputs = np.asarray(served.outputs(num, cat), dtype=np.float64)
     except Exception as exc:  # ONNX Runtime and sklearn raise many types
         raise LoadFailed(f"model {served.name} version {served.version}: warm-up prediction "
                          f"failed ({type(exc).__name__}: {exc})") from None
-    if proba.shape != (len(num), len(served.labels)) or not np.isfinite(proba).all():
+    if outputs.shape != (len(num), len(served.labels)) or not np.isfinite(outputs).all():
         raise LoadFailed(f"model {served.name} version {served.version}: warm-up prediction "
-                         f"returned shape {proba.shape} for {len(num)} rows and "
-                         f"{len(served.labels)} labels, or non-finite probabilities")
+                         f"returned shape {outputs.shape} for {len(num)} rows and "
+                         f"{len(served.labels)} labels, or non-finite outputs")
 
 
 def model_name(settings: Settings) -> str:

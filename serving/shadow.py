@@ -126,8 +126,8 @@ class ShadowScorer:
             model, group = entries[i].model, entries[i:j]
             numeric = np.concatenate([e.numeric for e in group])
             categorical = np.concatenate([e.categorical for e in group])
-            proba = np.asarray(model.predict_proba(numeric, categorical))
-            labels = model.label_array[proba.argmax(axis=1)].tolist()
+            outputs = np.asarray(model.outputs(numeric, categorical), dtype=np.float64)
+            labels, _ = model.task.decode(outputs, model.label_array)
             k = 0
             for entry in group:
                 for rid in entry.ids:

@@ -86,11 +86,13 @@ class AppState:
     def install(self, served: ServedModel) -> ServedModel | None:
         """Swap ``served`` in, with this app's metric children bound; returns the old one."""
         served = replace(served, counters=self.metrics.prediction_counters(served.labels))
+        spec = served.bundle.spec
         previous = self.holder.swap(served)
         self.metrics.set_model({"name": served.name, "version": served.version,
                                 "inference_form": served.form,
                                 "run_id": served.bundle.run_id or ""},
-                               served.bundle.spec.gate.metric, served.bundle.spec.gate.min_value)
+                               spec.gate.metric or "", spec.gate_threshold,
+                               spec.gate_metric.higher_is_better)
         return previous
 
     def refresh_shadow(self, client: Any = None) -> None:
@@ -174,13 +176,13 @@ class AppState:
             return
         self._accuracy_at = now
         try:
-            acc = self.log.live_accuracy(model.name, self.settings.drift_window_rows)
+            pairs = self.log.live_pairs(model.name, self.settings.drift_window_rows)
             orphans = self.log.orphan_labels(self.settings.feedback_orphan_grace_s)
             replicas = len(self.log.live_replicas())
         except Exception as exc:  # a scrape must not fail because the log is away
             log.warning("live accuracy, orphan labels and replicas unavailable: %s", exc)
             return
-        m.live_labeled.set(acc.labeled)
-        m.live_accuracy.set(acc.accuracy if acc.accuracy is not None else float("nan"))
+        m.live_labeled.set(len(pairs))
+        m.set_live(model.task.live(pairs))
         m.feedback_orphans.set(orphans)
         m.replicas.set(replicas)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from driftloop.gate.compare import Comparison, compare
+from driftloop.gate.compare import Comparison, compare_classes, compare_values
 from driftloop.gate.decision import (
     OUTCOME_INSUFFICIENT,
     OUTCOME_PASSED,
@@ -23,5 +23,5 @@ from driftloop.gate.decision import (
 
 __all__ = [
     "OUTCOMES", "OUTCOME_INSUFFICIENT", "OUTCOME_PASSED", "OUTCOME_REJECTED", "Comparison",
-    "GateError", "GateResult", "GateThresholds", "compare", "decide",
+    "GateError", "GateResult", "GateThresholds", "compare_classes", "compare_values", "decide",
 ]

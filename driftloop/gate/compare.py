@@ -3,8 +3,11 @@ difference with its interval, and a p-value, by the paired test registered for t
 
 The registry maps each test's name to its function; :data:`METRIC_TESTS` says which test a
 gate metric uses (accuracy: exact McNemar with Newcombe's interval; any other metric: the
-paired bootstrap). A new metric (issue 18's regression errors) registers a batch metric and
-names its test here, nothing else.
+paired bootstrap). A classifier's metrics are computed from confusion counts
+(:func:`weighted_metric`), a regressor's from per-row errors (:func:`error_metric`); the
+task (:mod:`driftloop.tasks`) says which of :func:`compare_classes` and
+:func:`compare_values` applies. ``difference`` is always ``challenger - champion`` in the
+metric's own units; the gate reads it in the metric's direction.
 """
 
 from __future__ import annotations
@@ -125,10 +128,10 @@ PAIRED_TESTS: dict[str, PairedTest] = {"mcnemar": mcnemar, "bootstrap": bootstra
 METRIC_TESTS: dict[str, str] = {"accuracy": "mcnemar"}
 
 
-def compare(metric: str, truth: Sequence[str], champion: Sequence[str],
-            challenger: Sequence[str], labels: list[str], *,
-            confidence: float = 0.95) -> Comparison:
-    """Compare two models' predictions of the same rows on ``metric``."""
+def compare_classes(metric: str, truth: Sequence[str], champion: Sequence[str],
+                    challenger: Sequence[str], labels: list[str], *,
+                    confidence: float = 0.95) -> Comparison:
+    """Compare two classifiers' predictions of the same rows on ``metric``."""
     if not len(truth) == len(champion) == len(challenger):
         raise ValueError(f"the two models were scored on different rows ({len(champion)} "
                          f"and {len(challenger)} predictions for {len(truth)} rows)")
@@ -137,3 +140,51 @@ def compare(metric: str, truth: Sequence[str], champion: Sequence[str],
     test = PAIRED_TESTS[METRIC_TESTS.get(metric, "bootstrap")]
     return test(metric, _codes(truth, labels), _codes(champion, labels),
                 _codes(challenger, labels), len(labels), confidence)
+
+
+def error_metric(name: str, truth: np.ndarray, predicted: np.ndarray) -> BatchMetric:
+    """A regression metric (rmse, mae, mape, r2) on many resamples at once."""
+    err = predicted - truth
+    if name == "mape":
+        nonzero = np.abs(truth) > 1e-12
+        rel = np.where(nonzero, np.abs(err) / np.where(nonzero, np.abs(truth), 1.0), 0.0)
+
+    def batch(idx: np.ndarray) -> np.ndarray:
+        e = err[idx]
+        if name == "rmse":
+            return np.sqrt(np.mean(e * e, axis=1))
+        if name == "mae":
+            return np.mean(np.abs(e), axis=1)
+        if name == "mape":
+            counted = nonzero[idx].sum(axis=1)
+            return rel[idx].sum(axis=1) / np.maximum(counted, 1)
+        if name == "r2":
+            t = truth[idx]
+            total = ((t - t.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(total > 0, 1.0 - (e * e).sum(axis=1) / total, 0.0)
+        raise ValueError(f"unknown regression metric {name!r}")
+
+    return batch
+
+
+def compare_values(metric: str, truth: np.ndarray, champion: np.ndarray,
+                   challenger: np.ndarray, *, confidence: float = 0.95) -> Comparison:
+    """Compare two regressors' values of the same rows on ``metric``: the paired bootstrap
+    of the metric's difference (rows resampled together)."""
+    if not len(truth) == len(champion) == len(challenger):
+        raise ValueError(f"the two models were scored on different rows ({len(champion)} "
+                         f"and {len(challenger)} predictions for {len(truth)} rows)")
+    if len(truth) == 0:
+        raise ValueError("no rows to compare")
+    for who, values in (("truth", truth), ("champion", champion), ("challenger", challenger)):
+        if not np.isfinite(values).all():
+            raise ValueError(f"the {who}'s values are not all finite numbers")
+    of_champion = error_metric(metric, truth, champion)
+    of_challenger = error_metric(metric, truth, challenger)
+    whole = np.arange(len(truth))[None, :]
+    interval, p = paired_bootstrap_metric(of_champion, of_challenger, len(truth),
+                                          confidence=confidence)
+    return Comparison(metric, "bootstrap", len(truth), float(of_champion(whole)[0]),
+                      float(of_challenger(whole)[0]), interval.difference, interval.low,
+                      interval.high, confidence, p)

@@ -18,10 +18,9 @@ import pandas as pd
 
 from driftloop.data import LoadedData, conform
 from driftloop.errors import DataError, DriftloopError
-from driftloop.gate.compare import compare
 from driftloop.gate.decision import GateResult, GateThresholds, decide
 from driftloop.spec import ModelSpec
-from driftloop.training import classification_metrics, split
+from driftloop.training import split
 
 #: Dataset columns the retrain pipeline adds beside the spec's features and target.
 ORIGIN_COLUMN = "driftloop_origin"
@@ -30,6 +29,8 @@ REQUEST_ID_COLUMN = "driftloop_request_id"
 SERVED_VERSION_COLUMN = "driftloop_served_version"
 #: The served prediction of a production row (beside its label, for live accuracy).
 PREDICTION_COLUMN = "driftloop_prediction"
+#: The challenger's prediction of each gate row (the report plots it against the truth).
+CHALLENGER_COLUMN = "driftloop_challenger_prediction"
 EXTRA_COLUMNS = (ORIGIN_COLUMN, TS_COLUMN, REQUEST_ID_COLUMN, SERVED_VERSION_COLUMN)
 ORIGIN_SOURCE = "source"
 ORIGIN_PRODUCTION = "production"
@@ -63,8 +64,7 @@ def holdout_positions(frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
     """
     from sklearn.model_selection import train_test_split
 
-    y = frame[spec.target]
-    stratify = y if y.value_counts().min() >= 2 else None
+    stratify = spec.task_impl.stratify(frame[spec.target])
     _, positions = train_test_split(
         np.arange(len(frame)), test_size=spec.split.holdout_fraction,
         random_state=spec.split.seed, stratify=stratify,
@@ -82,21 +82,26 @@ class Scored:
     """One model's figures on one set of rows."""
 
     metrics: dict[str, Any]
-    predictions: list[str]
+    #: The predictions, row by row: classes, or a regressor's values.
+    predictions: list[Any]
 
 
-def score(model: Any, x: pd.DataFrame, y: pd.Series, labels: list[str], who: str) -> Scored:
+def score(spec: ModelSpec, model: Any, x: pd.DataFrame, y: pd.Series, labels: list[str],
+          who: str) -> Scored:
+    task = spec.task_impl
     try:
-        predicted = [str(p) for p in model.predict(x)]
+        predicted = task.predict(model, x)
     except (ValueError, KeyError) as exc:
         raise DriftloopError(f"the {who} cannot score the holdout: {exc}") from None
-    return Scored(classification_metrics(y.astype(str), predicted, labels), predicted)
+    return Scored(task.score(y, predicted, labels), predicted.tolist())
 
 
 @dataclass
 class Evaluation:
     gate: GateResult
+    #: The task's output names: classes, or the target (a regressor).
     labels: list[str]
+    task: str
     #: ``{"challenger"|"champion": {"gate"|"holdout": metrics}}`` (champion absent if none).
     scores: dict[str, dict[str, dict[str, Any]]]
     holdout_rows: int
@@ -112,9 +117,12 @@ class Evaluation:
             "gate_rows": float(self.gate.holdout_rows),
             **self.gate.flat_metrics(),
         }
+        from driftloop.tasks import get_task
+
+        keys = get_task(self.task).metrics
         for who, sets in self.scores.items():
             for which, metrics in sets.items():
-                for key in ("accuracy", "f1_weighted", "precision_weighted", "recall_weighted"):
+                for key in keys:
                     out[f"{who}_{which}_{key}"] = float(metrics[key])
         return out
 
@@ -134,19 +142,20 @@ def evaluate(
     gate_rows = holdout.loc[fresh].reset_index(drop=True) if use_fresh else holdout
     sets = {"gate": gate_rows, "holdout": holdout}
 
-    labels = sorted({*map(str, challenger.classes_), *map(str, data[spec.target].unique()),
-                     *(map(str, champion.classes_) if champion is not None else [])})
+    task = spec.task_impl
+    labels = task.evaluation_labels([m for m in (challenger, champion) if m is not None],
+                                    spec.target, data[spec.target])
     models = {"challenger": challenger} | ({"champion": champion} if champion else {})
     scores: dict[str, dict[str, dict[str, Any]]] = {}
-    predicted: dict[str, list[str]] = {}
+    predicted: dict[str, list[Any]] = {}
     for who, model in models.items():
         name = f"champion v{champion_version}" if who == "champion" else who
-        scored = {which: score(model, rows[spec.feature_names], rows[spec.target], labels,
-                               name) for which, rows in sets.items()}
+        scored = {which: score(spec, model, rows[spec.feature_names], rows[spec.target],
+                               labels, name) for which, rows in sets.items()}
         scores[who] = {which: s.metrics for which, s in scored.items()}
         predicted[who] = scored["gate"].predictions
-    truth = gate_rows[spec.target].astype(str).tolist()
-    comparison = None if champion is None else compare(
+    truth = gate_rows[spec.target].tolist()
+    comparison = None if champion is None else task.compare(
         thresholds.metric, truth, predicted["champion"], predicted["challenger"], labels,
         confidence=thresholds.confidence)
     gate = decide(
@@ -156,4 +165,7 @@ def evaluate(
     )
     gate_frame = gate_rows.assign(**{ORIGIN_COLUMN: holdout_origin[fresh].to_numpy()
                                      if use_fresh else holdout_origin.to_numpy()})
-    return Evaluation(gate, labels, scores, len(holdout), int(fresh.sum()), gate_frame)
+    if predicted:  # the report plots predicted against actual
+        gate_frame = gate_frame.assign(**{CHALLENGER_COLUMN: predicted["challenger"]})
+    return Evaluation(gate, labels, task.name, scores, len(holdout), int(fresh.sum()),
+                      gate_frame)

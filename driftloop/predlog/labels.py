@@ -162,6 +162,18 @@ class LabelsMixin:
             labeled, correct = conn.execute(stmt).one()
         return LiveAccuracy(int(labeled), int(correct))
 
+    def live_pairs(self, model_name: str, last: int) -> list[tuple[str, str]]:
+        """``(label, served prediction)`` of the latest ``last`` labels of a model whose
+        prediction is in the log: the task turns them into live figures (accuracy, or MAE
+        and RMSE)."""
+        stmt = (select(labels.c.label, predictions.c.prediction)
+                .select_from(labels.join(
+                    predictions, predictions.c.request_id == labels.c.request_id))
+                .where(predictions.c.model_name == model_name)
+                .order_by(labels.c.ts.desc()).limit(last))
+        with self.engine.connect() as conn:
+            return [(str(label), str(pred)) for label, pred in conn.execute(stmt)]
+
     def orphan_labels(self, grace_s: float, *, now_us: int | None = None) -> int:
         """Labels of the last day, older than ``grace_s``, whose request id matches no
         logged prediction: an id that was never served, or a row the log lost."""

@@ -32,7 +32,7 @@ from typing import Any
 
 from driftloop.deploy import DeployError, make_deployer
 from driftloop.errors import DriftloopError
-from driftloop.gate import GateThresholds, compare, decide
+from driftloop.gate import GateThresholds, decide
 from driftloop.gate.decision import OUTCOME_INSUFFICIENT, GateResult
 from driftloop.promotion.manual import (
     TAG_MANUAL_ACTION,
@@ -50,6 +50,7 @@ from driftloop.registry import (
     set_version_tags,
 )
 from driftloop.run_context import Context
+from driftloop.tasks import Task
 
 TAG_SHADOW_STARTED = "shadow_started_at"
 TAG_SHADOW_OUTCOME = "shadow_outcome"
@@ -169,11 +170,12 @@ def decide_live(ctx: Context, *, target: str, timeout_s: float = 300.0,
                             timeout_s)
 
 
-def _gate(thresholds: GateThresholds, truth: list[str], champion: list[str],
+def _gate(task: Task, thresholds: GateThresholds, truth: list[str], champion: list[str],
           challenger: list[str], champion_version: str) -> GateResult:
+    """The paired gate on live rows (labels and predictions as the log stores them)."""
     labels = sorted({*truth, *champion, *challenger})
-    comparison = compare(thresholds.metric, truth, champion, challenger, labels,
-                         confidence=thresholds.confidence)
+    comparison = task.compare(thresholds.metric, truth, champion, challenger, labels,
+                              confidence=thresholds.confidence)
     return decide(thresholds, comparison.challenger, comparison,
                   champion_version=champion_version, holdout_rows=len(truth),
                   holdout="live labeled")
@@ -193,7 +195,8 @@ def _judge_challenger(ctx: Context, client: Any, champion: str, version: str, pa
         return _reject(ctx, client, champion, version, None,
                        f"no labeled live row both answered by the deadline {_iso(deadline)}",
                        target, timeout_s)
-    gate = _gate(thresholds, pairs.truth, pairs.served, pairs.shadow, champion)
+    gate = _gate(ctx.spec.task_impl, thresholds, pairs.truth, pairs.served, pairs.shadow,
+                 champion)
     if gate.passed:
         return _promote(ctx, client, champion, version, gate, now, target, timeout_s)
     if gate.outcome == OUTCOME_INSUFFICIENT and not late:
@@ -255,10 +258,12 @@ def _judge_probation(ctx: Context, client: Any, champion: str, previous: str, pa
                             f"v{champion} on probation until {until} against v{previous}: no "
                             "labeled live row both answered yet")
     # The new champion in the challenger's seat, the old one in the champion's.
-    gate = _gate(thresholds, pairs.truth, pairs.shadow, pairs.served, previous)
-    if gate.high is not None and gate.high < 0:
+    gate = _gate(ctx.spec.task_impl, thresholds, pairs.truth, pairs.shadow, pairs.served,
+                 previous)
+    if gate.significantly_worse():
         reason = (f"probation: v{champion} is significantly worse than v{previous} on "
                   f"{gate.holdout_rows} live labeled rows: {thresholds.metric} "
+                  f"({'higher' if gate.higher_is_better else 'lower'} is better) "
                   f"{gate.challenger:.4f} vs {gate.champion:.4f}, {gate.difference:+.4f} "
                   f"({gate.confidence:.0%} interval [{gate.low:+.4f}, {gate.high:+.4f}], "
                   f"p={gate.p_value:.2g})")

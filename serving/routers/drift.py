@@ -15,7 +15,6 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from driftloop.drift import Thresholds
-from driftloop.drift.outputs import compare_counts
 from driftloop.predlog import from_micros, to_micros
 from serving.deps import CurrentModel, State
 from serving.inputs import InputError
@@ -143,9 +142,10 @@ def output_drift(state: AppState, model: ServedModel, bounds: tuple[int, int] | 
     labelled: dict[str, int] = {}
     if bounds is not None:
         predicted, labelled = state.log.output_counts(model.name, *bounds)
-    prediction = compare_counts("prediction", model.prediction_reference, predicted,
-                                thresholds)
-    label = compare_counts("label", model.label_reference, labelled, thresholds)
+    task = model.task
+    prediction = task.output_drift("prediction", model.prediction_reference, predicted,
+                                   thresholds)
+    label = task.output_drift("label", model.label_reference, labelled, thresholds)
     return {"prediction": prediction, "label": label,
             "prediction_drift": bool(prediction["drifted"]),
             "label_drift": bool(label["drifted"])}

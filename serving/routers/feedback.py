@@ -7,23 +7,46 @@ reported as ``not_yet_matched`` (see :mod:`driftloop.predlog.labels`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import CurrentModel, State
 from serving.inputs import InputError
 from serving.schemas import FeedbackRequest, FeedbackResponse, errors
+from serving.served import ServedModel
 
 router = APIRouter(tags=["feedback"])
+
+
+def _parsed(pairs: list[tuple[str, Any]], model: ServedModel) -> list[tuple[str, str]]:
+    """Labels as the log stores them (the task's text form); every refused one is named,
+    and nothing of the call is stored (422)."""
+    out: list[tuple[str, str]] = []
+    bad: dict[str, str] = {}
+    for rid, label in pairs:
+        try:
+            out.append((rid, model.task.parse_label(label, model.labels)))
+        except ValueError as exc:
+            bad.setdefault(repr(label), str(exc))
+    if bad:
+        shown = list(bad.values())[:5]
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise InputError(f"{len(bad)} refused label value(s), nothing recorded: "
+                         f"{'; '.join(shown)}{more}")
+    return out
 
 
 @router.post("/feedback", response_model=FeedbackResponse,
              responses=errors(400, 413, 422, 503), summary="Record ground-truth labels")
 async def feedback(body: FeedbackRequest, model: CurrentModel, state: State) -> dict:
     """One ``request_id`` + ``label``, or ``labels`` (many); a repeated id keeps its first
-    label. An id whose prediction is not in the log yet is stored all the same and listed in
-    ``not_yet_matched``: it joins its prediction as soon as that row is written (another
-    replica may have served it a moment ago). One still unmatched after
+    label. A classifier's label is one of its classes; a regressor's is the true value (a
+    number). A call with a label the model cannot take is refused whole (422). An id whose
+    prediction is not in the log yet is stored all the same and listed in ``not_yet_matched``:
+    it joins its prediction as soon as that row is written (another replica may have served
+    it a moment ago). One still unmatched after
     ``DRIFTLOOP_FEEDBACK_ORPHAN_GRACE_S`` counts in ``driftloop_feedback_orphans``."""
     if body.labels is not None:
         if body.request_id is not None or body.label is not None:
@@ -40,15 +63,14 @@ async def feedback(body: FeedbackRequest, model: CurrentModel, state: State) -> 
         raise InputError(f"{len(pairs)} labels are over the limit of "
                          f"{state.settings.max_batch_rows} per call (DRIFTLOOP_MAX_BATCH_ROWS)",
                          status=413)
-    allowed = set(model.labels)
-    bad = sorted({label for _, label in pairs if label not in allowed})
-    if bad:
-        raise InputError(f"unknown label(s) {', '.join(map(repr, bad))}; the model's labels "
-                         f"are {', '.join(model.labels)}")
+    pairs = _parsed(pairs, model)
     result = await run_in_threadpool(state.log.add_feedback, pairs)
     counter = state.metrics.feedback
-    counter.labels("correct").inc(result.correct)
-    counter.labels("incorrect").inc(result.matched - result.correct)
+    if model.task.exact_match:
+        counter.labels("correct").inc(result.correct)
+        counter.labels("incorrect").inc(result.matched - result.correct)
+    else:  # a value is measured, not right or wrong: see driftloop_live_mae
+        counter.labels("matched").inc(result.matched)
     counter.labels("not_yet_matched").inc(len(result.not_yet_matched))
     return {"recorded": result.recorded, "already_recorded": result.already_recorded,
             "not_yet_matched": result.not_yet_matched}

@@ -113,32 +113,27 @@ async def predict_bytes(state: AppState, body: bytes) -> Answer:
     if not state.writer.admit(n):
         return _log_full(state, n)
     # Requests arriving together share one model call (serving/batcher.py).
-    proba = await state.batcher.predict(model, numeric, categorical)
-    if proba.shape != (n, len(model.labels)) or not np.isfinite(proba).all():
-        return _error(422, "the model returned no valid probabilities for these inputs "
+    outputs = await state.batcher.predict(model, numeric, categorical)
+    if outputs.shape != (n, len(model.labels)) or not np.isfinite(outputs).all():
+        return _error(422, "the model returned no valid outputs for these inputs "
                            "(values far outside the training range?)")
-    best = proba.argmax(axis=1)
-    labels = model.label_array[best].tolist()
+    task = model.task
+    labels, decoded = task.decode(outputs, model.label_array)
     ids = _new_ids(n)
     if state.shadow is not None and state.shadow.model is not None:  # off the hot path
         state.shadow.submit(ids, numeric, categorical)
     logged = state.writer.submit(n, partial(
         rows_for, now_micros(), ids, model.name, model.version, numeric,
-        categorical if model.categorical else None, labels, proba, model.labels))
-    if n == 1:
-        model.counters[best[0]].inc()
-    else:
-        for index, count in enumerate(np.bincount(best, minlength=len(model.labels))):
-            if count:
-                model.counters[index].inc(int(count))
+        categorical if model.categorical else None, labels, outputs, model.labels))
+    for index, count in enumerate(task.counter_indices(decoded, len(model.labels)).tolist()):
+        if count:
+            model.counters[index].inc(count)
     if model.categorical:
         for feature, count in unknown_categories(model, categorical).items():
             state.metrics.unknown_categories.labels(feature).inc(count)
-    # The answer as one format string (probabilities are finite, so repr is valid JSON);
-    # the model's part, the label strings and the row layout were encoded when it loaded.
-    label_json, template = model.label_json, model.row_template
-    rows_json = ", ".join(template % (ids[i], label_json[b], *p) for i, (b, p) in
-                          enumerate(zip(best.tolist(), proba.tolist(), strict=True)))
+    # The answer as format strings (outputs are finite, so repr is valid JSON); the model's
+    # part, the label strings and the row layout were encoded when it loaded.
+    rows_json = task.render_rows(model.row_template, model.label_json, ids, decoded, outputs)
     latency = (time.perf_counter() - started) * 1000.0
     return Answer(200, (f'{{{model.head_json}, "predictions": [{rows_json}], '
                         f'"logged": {"true" if logged else "false"}, '
@@ -158,7 +153,8 @@ async def predict_bytes(state: AppState, body: bytes) -> Answer:
         "application/json": {"schema": _REQUEST_SCHEMA}}}},
 )
 async def predict(request: Request) -> Response:
-    """Class and probabilities per row, each with a ``request_id`` for ``POST /feedback``.
+    """Per row, the class and its probabilities (a classifier) or the value (a regressor),
+    each with a ``request_id`` for ``POST /feedback``.
 
     Exactly one of ``features`` (one positional row), ``instances`` (positional rows) or
     ``records`` (rows by feature name); positional rows follow ``GET /model``'s feature

@@ -71,8 +71,8 @@ def test_bundle_round_trip_onnx_and_sklearn_agree(mlflow_settings: Settings) -> 
     assert onnx.metadata["onnx_parity"]["ok"] is True
     rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
     empty = np.empty((3, 0), dtype=object)
-    p_onnx = onnx.predictor.predict_proba(rows, empty)
-    p_sk = sk.predictor.predict_proba(rows, empty)
+    p_onnx = onnx.predictor.outputs(rows, empty)
+    p_sk = sk.predictor.outputs(rows, empty)
     np.testing.assert_allclose(p_onnx, p_sk, atol=1e-5)
     assert [onnx.labels[i] for i in p_onnx.argmax(axis=1)] == ["setosa", "virginica",
                                                                "versicolor"]
@@ -105,7 +105,7 @@ def test_penguins_spec_bootstraps_with_categorical_features(settings: Settings) 
     numeric = np.array([[39.1, 18.7, 181.0, 3750.0], [47.0, 14.5, 215.0, 5000.0]])
     categorical = np.array([["Torgersen", "male"], ["Atlantis", "female"]], dtype=object)
     labels = [bundle.labels[i] for i in
-              bundle.predictor.predict_proba(numeric, categorical).argmax(axis=1)]
+              bundle.predictor.outputs(numeric, categorical).argmax(axis=1)]
     assert labels == ["Adelie", "Gentoo"]
 
 

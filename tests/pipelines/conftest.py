@@ -105,7 +105,7 @@ class LocalLoop:
         bundle = load_bundle(self.client(), MODEL, served_version)
         features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
         numeric = rows[features].to_numpy(dtype=np.float64)
-        proba = bundle.predictor.predict_proba(numeric, np.empty((len(rows), 0), dtype=object))
+        proba = bundle.predictor.outputs(numeric, np.empty((len(rows), 0), dtype=object))
         predicted = [bundle.labels[i] for i in proba.argmax(axis=1)]
         start, end = (to_micros(w) for w in window)
         step = (end - start) // (len(rows) + 1)

@@ -40,7 +40,7 @@ def test_batched_rows_get_the_probabilities_of_their_own_call(
     got = asyncio.run(run())
     assert batcher.calls == 1 and batcher.rows == 14  # one model call for all five requests
     for (num, cat), proba in zip(parts, got, strict=True):
-        alone = np.asarray(model.predict_proba(num, cat), dtype=np.float64)
+        alone = np.asarray(model.outputs(num, cat), dtype=np.float64)
         if which == "iris":  # a tree ensemble: rows are computed alone, bit for bit
             np.testing.assert_array_equal(proba, alone)
         else:  # a float32 matrix product may round the last bit differently per batch size
@@ -61,7 +61,7 @@ def test_batches_never_mix_models_and_errors_reach_every_caller(
         form = "onnx"
         labels = iris_model.labels
 
-        def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        def outputs(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
             raise RuntimeError("predictor exploded")
 
     broken = replace(iris_model, bundle=replace(iris_model.bundle, predictor=Broken()))

@@ -7,8 +7,8 @@ import pytest
 
 from driftloop.data import load_training_data
 from driftloop.inference import OnnxPredictor, SklearnPredictor
+from driftloop.tasks.classification import PROBABILITY_TOLERANCE
 from driftloop.onnx_form import (
-    PARITY_TOLERANCE,
     UNKNOWN_CATEGORY,
     check_parity,
     convert,
@@ -33,15 +33,15 @@ def test_conversion_keeps_parity_on_holdout_and_random_rows(spec_path: Path) -> 
                          frame[spec.feature_names])
     assert conversion.ok, conversion.parity.reason
     assert conversion.parity.rows_checked >= len(result.split.x_test) + 1000
-    assert conversion.parity.max_abs_proba_diff < PARITY_TOLERANCE
+    assert conversion.parity.max_abs_proba_diff < PROBABILITY_TOLERANCE
     assert conversion.parity.label_mismatches == 0
     # The two predictors agree on rows neither saw, unseen categories included.
     rows = parity_rows(spec, frame, 200, seed=99)
     onnx = OnnxPredictor(spec, conversion.model_bytes, result.labels)
     sk = SklearnPredictor(spec, result.model)
     numeric, categorical = split_frame(spec, rows)
-    np.testing.assert_allclose(onnx.predict_proba(numeric, categorical),
-                               sk.predict_proba(numeric, categorical), atol=PARITY_TOLERANCE)
+    np.testing.assert_allclose(onnx.outputs(numeric, categorical),
+                               sk.outputs(numeric, categorical), atol=PROBABILITY_TOLERANCE)
 
 
 def test_parity_rows_cover_beyond_training_range_and_unseen_categories() -> None:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from driftloop.gate.compare import compare, weighted_metric
+from driftloop.gate.compare import compare_classes as compare
+from driftloop.gate.compare import weighted_metric
 from driftloop.gate.paired import (
     discordant,
     mcnemar_exact,

@@ -7,7 +7,8 @@ import pytest
 from driftloop.data import load_training_data
 from driftloop.errors import SpecError
 from driftloop.spec import load_spec, parse_spec
-from driftloop.training import build_pipeline, classification_metrics, train
+from driftloop.tasks import get_task
+from driftloop.training import build_pipeline, train
 from tests.conftest import IRIS_SPEC, PENGUINS_SPEC
 
 
@@ -63,7 +64,7 @@ def test_training_with_unseen_category_at_predict_time() -> None:
 
 
 def test_metrics_on_known_values() -> None:
-    m = classification_metrics(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b"])
+    m = get_task("classification").score(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b"])
     assert m["accuracy"] == 0.75
     assert m["confusion_matrix"] == [[1, 1], [0, 2]]
     assert m["recall_weighted"] == pytest.approx(0.75)
@@ -72,12 +73,15 @@ def test_metrics_on_known_values() -> None:
 @pytest.mark.parametrize(
     ("cls", "params", "message"),
     [
-        ("nosuchpkg.Model", "{}", r"'nosuchpkg.Model' cannot be imported: No module named"),
+        ("nosuchpkg.Model", "{}", r"'nosuchpkg.Model' cannot be imported \(No module named"),
         ("sklearn.ensemble.NoSuchForest", "{}", r"sklearn.ensemble has no 'NoSuchForest'"),
-        ("sklearn.preprocessing.StandardScaler", "{}", r"not a classifier"),
+        ("sklearn.preprocessing.StandardScaler", "{}",
+         r"neither a classifier nor a regressor"),
         ("sklearn.ensemble.RandomForestClassifier", "{trees: 3}", r"rejects its params"),
     ],
 )
 def test_bad_estimators_are_named(cls: str, params: str, message: str) -> None:
+    """At spec load where the class itself is wrong (the task is inferred from it), at
+    build for params the class refuses."""
     with pytest.raises(SpecError, match=message):
         build_pipeline(_spec_with_estimator(cls, params))
