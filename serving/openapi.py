@@ -93,7 +93,7 @@ def predict_body(model: ServedModel) -> dict[str, Any]:
 def feedback_body(model: ServedModel) -> dict[str, Any]:
     """The ``application/json`` request body of ``POST /feedback`` for this model."""
     request_id = {"type": "string", "minLength": 1, "maxLength": 64}
-    label = {"type": "string", "enum": list(model.labels)}
+    label = model.task.label_schema(model.labels)
     item = {"type": "object", "properties": {"request_id": request_id, "label": label},
             "required": ["request_id", "label"], "additionalProperties": False}
     one = {"type": "object", "title": "one label",
@@ -103,7 +103,7 @@ def feedback_body(model: ServedModel) -> dict[str, Any]:
             "properties": {"labels": {"type": "array", "items": item, "minItems": 1},
                            "request_id": {"type": "null"}, "label": {"type": "null"}},
             "required": ["labels"], "additionalProperties": False}
-    first = model.labels[0]
+    first = model.task.label_example(model.labels, model.prediction_reference)
     return {"required": True, "content": {"application/json": {
         "schema": {"oneOf": [one, many]},
         "examples": {

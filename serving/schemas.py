@@ -220,10 +220,18 @@ class OutputDrift(BaseModel):
     rows: int = Field(description="Predictions (or labels) of the window's rows compared.")
     drifted: bool
     changed: bool
+    kind: Literal["numeric", "categorical"] | None = Field(
+        default=None, description="categorical: a classifier's classes; numeric: a "
+        "regressor's values.")
     test: str | None = None
     statistic: float | None = None
     p_value: float | None = None
-    effect_size: float | None = Field(default=None, description="Total variation distance.")
+    effect_size: float | None = Field(
+        default=None, description="Total variation distance (classes); the Wasserstein "
+        "distance in reference standard deviations (values).")
+    shift_sd: float | None = Field(
+        default=None, description="Values: the shift of the median, in reference standard "
+        "deviations.")
     unseen_rate: float | None = None
     description: str | None = None
     message: str | None = None
@@ -246,8 +254,8 @@ class DriftStatus(BaseModel):
         "never the alarm (a retrain cannot learn from rows it never saw; alert "
         "DriftloopRefusedInputs).")
     prediction: OutputDrift | None = Field(
-        default=None, description="Predicted classes against the model's predictions on its "
-        "reference.")
+        default=None, description="Predicted classes (or values) against the model's "
+        "predictions on its reference.")
     label: OutputDrift | None = Field(
         default=None, description="Feedback labels of the window's rows against the training "
         "labels.")

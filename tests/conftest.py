@@ -16,6 +16,8 @@ from driftloop.settings import PROJECT_ROOT, Settings
 SPECS = PROJECT_ROOT / "specs"
 IRIS_SPEC = SPECS / "iris.yaml"
 PENGUINS_SPEC = SPECS / "penguins.yaml"
+#: The bundled regression spec (the penguins' body mass).
+MASS_SPEC = SPECS / "penguins-mass.yaml"
 
 
 @pytest.fixture(autouse=True)

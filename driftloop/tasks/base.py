@@ -157,6 +157,14 @@ class Task(ABC):
         """A ``/feedback`` label as stored, or ValueError saying why it is refused."""
 
     @abstractmethod
+    def label_schema(self, labels: Sequence[str]) -> dict[str, Any]:
+        """The JSON schema of a ``/feedback`` label, for the served model's docs."""
+
+    @abstractmethod
+    def label_example(self, labels: Sequence[str], predicted: dict[str, int]) -> Any:
+        """A label for the docs' examples (``predicted``: the prediction reference)."""
+
+    @abstractmethod
     def live(self, pairs: Sequence[tuple[str, str]]) -> dict[str, float | None]:
         """Live figures (:attr:`live_figures`) from ``(label, served prediction)`` pairs."""
 

@@ -126,6 +126,12 @@ class Classification(Task):
                              f"{', '.join(labels)}")
         return value
 
+    def label_schema(self, labels: Sequence[str]) -> dict[str, Any]:
+        return {"type": "string", "enum": list(labels)}
+
+    def label_example(self, labels: Sequence[str], predicted: dict[str, int]) -> Any:
+        return labels[0]
+
     def live(self, pairs: Sequence[tuple[str, str]]) -> dict[str, float | None]:
         right = sum(label == predicted for label, predicted in pairs)
         return {"accuracy": right / len(pairs) if pairs else None}

@@ -144,6 +144,15 @@ class Regression(Task):
             raise ValueError(f"label {value!r} is not a finite number")
         return value_text(number)
 
+    def label_schema(self, labels: Sequence[str]) -> dict[str, Any]:
+        return {"type": "number", "description": f"The true {labels[0]}: a finite number "
+                "(numeric text such as \"4200.5\" is accepted too)."}
+
+    def label_example(self, labels: Sequence[str], predicted: dict[str, int]) -> Any:
+        """The median of the model's own predictions on its reference: a plausible value."""
+        values = sorted(float(v) for v in predicted)
+        return round(values[len(values) // 2], 2) if values else 0.0
+
     def live(self, pairs: Sequence[tuple[str, str]]) -> dict[str, float | None]:
         if not pairs:
             return {"mae": None, "rmse": None}

@@ -124,7 +124,7 @@ def test_penguins_spec_bootstraps_with_categorical_features(settings: Settings) 
          "cannot be imported"),
         ("name: x\ndata: {source: sklearn:iris}\ntarget: species\nfeatures: {numeric: "
          "[sepal_width]}\nestimator: {class: sklearn.dummy.DummyClassifier}\n"
-         "gate: {min_value: 0.9}\n", DriftloopError, "below the spec's floor"),
+         "gate: {min_value: 0.9}\n", DriftloopError, "does not clear the spec's floor 0.9"),
     ],
     ids=["yaml", "data-file", "target", "estimator", "below-floor"],
 )

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from driftloop.settings import Settings
 from serving.app import create_app
 from serving.served import ServedModel, load
-from tests.conftest import IRIS_SPEC, PENGUINS_SPEC
+from tests.conftest import IRIS_SPEC, MASS_SPEC, PENGUINS_SPEC
 
 TOKEN = "test-admin-token"
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -40,6 +40,23 @@ def iris_store(tmp_path_factory: pytest.TempPathFactory, _migrated_mlflow_db: Pa
 def penguins_store(tmp_path_factory: pytest.TempPathFactory,
                    _migrated_mlflow_db: Path) -> Settings:
     return _bootstrapped(tmp_path_factory, _migrated_mlflow_db, PENGUINS_SPEC, "penguins")
+
+
+@pytest.fixture(scope="session")
+def mass_store(tmp_path_factory: pytest.TempPathFactory, _migrated_mlflow_db: Path) -> Settings:
+    """A store with the regression champion v1 (penguins' body mass)."""
+    return _bootstrapped(tmp_path_factory, _migrated_mlflow_db, MASS_SPEC, "mass")
+
+
+@pytest.fixture(scope="session")
+def mass_model(mass_store: Settings) -> ServedModel:
+    return load(mass_store)
+
+
+@pytest.fixture
+def mass(make_client: Callable[..., TestClient], mass_store: Settings,
+         mass_model: ServedModel) -> TestClient:
+    return make_client(mass_store, mass_model)
 
 
 @pytest.fixture(scope="session")

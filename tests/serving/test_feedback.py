@@ -99,7 +99,7 @@ def test_bad_feedback_is_a_clear_4xx(make_client, iris_store, iris_model) -> Non
     client = make_client(iris_store, iris_model, max_batch_rows=2)
     rid = _serve(client, 1)[0]["request_id"]
     cases = [
-        ({"request_id": rid, "label": "tulip"}, 422, "unknown label(s) 'tulip'"),
+        ({"request_id": rid, "label": "tulip"}, 422, "unknown label 'tulip'; the model's labels are setosa"),
         ({"request_id": rid}, 422, "give 'request_id' and 'label'"),
         ({"labels": []}, 422, "empty batch"),
         ({"labels": [{"request_id": rid, "label": "setosa"}], "request_id": rid}, 422,

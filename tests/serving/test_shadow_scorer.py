@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from driftloop.predlog import PredictionLog
+from driftloop.tasks import get_task
 from serving.shadow import ShadowScorer
 
 LABELS = np.array(["a", "b"], dtype=object)
@@ -24,6 +25,7 @@ class Model:
     name: str = "m"
     broken: bool = False
     label_array = LABELS
+    task = get_task("classification")
 
     def outputs(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         if self.broken:

@@ -16,8 +16,10 @@ from driftloop.gate import (
     GateError,
     GateResult,
     GateThresholds,
-    compare_classes as compare,
     decide,
+)
+from driftloop.gate import (
+    compare_classes as compare,
 )
 from driftloop.gate.paired import newcombe_interval
 from driftloop.spec import load_spec

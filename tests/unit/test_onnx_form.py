@@ -7,7 +7,6 @@ import pytest
 
 from driftloop.data import load_training_data
 from driftloop.inference import OnnxPredictor, SklearnPredictor
-from driftloop.tasks.classification import PROBABILITY_TOLERANCE
 from driftloop.onnx_form import (
     UNKNOWN_CATEGORY,
     check_parity,
@@ -16,6 +15,7 @@ from driftloop.onnx_form import (
     split_frame,
 )
 from driftloop.spec import load_spec, parse_spec
+from driftloop.tasks.classification import PROBABILITY_TOLERANCE
 from driftloop.training import train
 from tests.conftest import IRIS_SPEC, PENGUINS_SPEC
 
