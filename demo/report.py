@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from demo.scenario import DemoResult, _pct, _verdict, under_load_verdict
+from demo.scenario import DemoResult, _verdict, live_quality, under_load_verdict
+from driftloop.spec import load_spec
 
 
 def render(result: DemoResult, out: TextIO) -> None:
@@ -46,14 +47,14 @@ def render(result: DemoResult, out: TextIO) -> None:
                 else f"no verdict ({part.get('message')})")
         say(f"  {name} drift ({part.get('rows', 0)} rows): {said}")
     say()
-    say("accuracy on live traffic (client-side, from the feedback labels)")
-    rows = [(f"stable traffic, v{result.champion_before}", p["stable"].served.accuracy()),
+    spec = load_spec(result.config.spec_path)
+    say(f"{spec.task} quality on live traffic (client-side, from the feedback labels)")
+    rows = [(f"stable traffic, v{result.champion_before}", p["stable"].served),
             (f"drifted traffic, v{result.champion_before} (before the retrain)",
-             p["drift"].served.accuracy()),
-            (f"drifted traffic, v{result.champion_after} (after the swap)",
-             result.after.accuracy())]
-    for label, value in rows:
-        say(f"  {label:<42} {_pct(value):>6}")
+             p["drift"].served),
+            (f"drifted traffic, v{result.champion_after} (after the swap)", result.after)]
+    for label, served in rows:
+        say(f"  {label:<42} {live_quality(spec, served)}")
     bg = result.background
     say(f"  during the retrain and hot swap: {bg.sent} requests, {bg.failed} failed, "
         f"{bg.labels_sent} labels, {bg.labels_failed} failed")

@@ -5,7 +5,9 @@ Three populations, each with its true labels:
 - **stable**: rows resampled from the spec's training data (the champion's own world);
 - **drifted**: every numeric feature multiplied by :data:`DRIFT_FACTOR` (with ±3 % noise) —
   for Iris, "a new greenhouse grows flowers 40 % larger" — categoricals unchanged; the true
-  label stays the original row's (larger flowers are still the same species);
+  label stays the original row's (larger flowers are still the same species; for the
+  penguins' mass, a new colony's birds measure 40 % larger but weigh what they weighed, so
+  the champion overestimates every one and its live error rises);
 - **broken**: stable rows whose first numeric feature arrives in the wrong unit (x10, cm
   read as mm): valid numbers, impossible values — the expectation suite must refuse them.
 """
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.spec import ModelSpec
+from driftloop.tasks import Task
 
 DRIFT_FACTOR = 1.4
 DRIFT_NOISE = 0.03
@@ -63,20 +66,19 @@ class Served:
     labels_sent: int = 0
     labels_failed: int = 0
     # Plain dicts, not Counters: dataclasses.asdict() mangles Counters into tuple keys.
-    correct_by_version: dict[str, int] = field(default_factory=dict)
+    #: Per answering version: (true label, prediction) as the log stores them.
+    pairs_by_version: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     total_by_version: dict[str, int] = field(default_factory=dict)
     first_at: datetime | None = None
     first_seen: dict[str, datetime] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
-    def accuracy(self, version: str | None = None) -> float | None:
-        if version is None:
-            total = sum(self.total_by_version.values())
-            correct = sum(self.correct_by_version.values())
-        else:
-            total = self.total_by_version.get(version, 0)
-            correct = self.correct_by_version.get(version, 0)
-        return correct / total if total else None
+    def live(self, task: Task, version: str | None = None) -> dict[str, float | None]:
+        """The task's live figures (accuracy; or MAE and RMSE) of the answered requests, of
+        one version or all."""
+        pairs = ([p for ps in self.pairs_by_version.values() for p in ps] if version is None
+                 else self.pairs_by_version.get(version, []))
+        return task.live(pairs)
 
 
 class TrafficClient:
@@ -85,6 +87,7 @@ class TrafficClient:
     def __init__(self, url: str, spec: ModelSpec, *, timeout: float = 10.0) -> None:
         self._http = httpx.Client(base_url=url, timeout=timeout)
         self._spec = spec
+        self._task = spec.task_impl
 
     def close(self) -> None:
         self._http.close()
@@ -97,7 +100,7 @@ class TrafficClient:
     def serve(self, rows: pd.DataFrame, served: Served | None = None,
               stop: threading.Event | None = None, pause_s: float = 0.0) -> Served:
         served = served or Served()
-        feedback: list[dict[str, str]] = []
+        feedback: list[dict[str, Any]] = []
         for _, row in rows.iterrows():
             if stop is not None and stop.is_set():
                 break
@@ -117,11 +120,11 @@ class TrafficClient:
             body = answer.json()
             version = str(body["model"]["version"])
             prediction = body["predictions"][0]
-            truth = str(row[self._spec.target])
+            truth = self._task.label_json(row[self._spec.target])
             served.first_seen.setdefault(version, utcnow())
             served.total_by_version[version] = served.total_by_version.get(version, 0) + 1
-            served.correct_by_version[version] = (served.correct_by_version.get(version, 0)
-                                                  + int(prediction["label"] == truth))
+            served.pairs_by_version.setdefault(version, []).append(
+                (self._task.label_text(truth), self._task.answer_text(prediction)))
             feedback.append({"request_id": prediction["request_id"], "label": truth})
             if len(feedback) >= 100:
                 self.send_feedback(feedback, served)
@@ -132,7 +135,7 @@ class TrafficClient:
             self.send_feedback(feedback, served)
         return served
 
-    def send_feedback(self, labels: list[dict[str, str]], served: Served) -> None:
+    def send_feedback(self, labels: list[dict[str, Any]], served: Served) -> None:
         """Post labels; a refusal counts as a failure of the phase, with its reason."""
         served.labels_sent += len(labels)
         try:

@@ -35,7 +35,7 @@ def build_candidate(
                       f"{onnx.parity.rows_checked} rows")
     else:
         progress.line(f"ONNX form not kept, serving will use sklearn: {onnx.parity.reason}")
-    suite = spec_suite(features, spec)
+    suite = spec_suite(data.frame, spec)
     return Candidate(
         spec=spec, model=result.model, labels=result.labels, metrics=result.metrics,
         reference=reference.reset_index(drop=True), suite=suite, onnx=onnx,

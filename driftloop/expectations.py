@@ -30,7 +30,7 @@ MOSTLY = 0.95
 NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "Float64", "Int64"]
 
 
-def _between_bounds(series: pd.Series) -> tuple[float, float]:
+def between_bounds(series: pd.Series) -> tuple[float, float]:
     lo, hi = float(series.min()), float(series.max())
     span = hi - lo or max(abs(hi), 1.0)
     low = lo - RANGE_TOLERANCE * span
@@ -66,7 +66,7 @@ def build_suite(
                             "without it, and the model never learned to do without"},
         })
     for col in numeric:
-        low, high = _between_bounds(frame[col])
+        low, high = between_bounds(frame[col])
         expectations.append({
             "type": "expect_column_values_to_be_in_type_list",
             "kwargs": {"column": col, "type_list": NUMERIC_TYPES},
@@ -93,10 +93,30 @@ def build_suite(
 
 
 def spec_suite(frame: pd.DataFrame, spec: Any) -> dict[str, Any]:
-    """The suite of a model spec's features (``spec``: a :class:`driftloop.spec.ModelSpec`)."""
-    return build_suite(frame[spec.feature_names], list(spec.features.numeric),
-                       list(spec.features.categorical), name=f"{spec.name}-features",
-                       nullable=list(spec.features.nullable))
+    """The suite of a model spec's features and target (``spec``: a
+    :class:`driftloop.spec.ModelSpec`; ``frame``: the training rows).
+
+    The target's checks come from the task (a classifier's classes, a regressor's widened
+    range) and read the column named in ``meta.target``: the retrain's dataset has it under
+    the spec's target name, a live window under ``label`` (renamed before validating, see
+    :func:`with_target`). Nulls pass: most live rows have no label yet."""
+    suite = build_suite(frame[spec.feature_names], list(spec.features.numeric),
+                        list(spec.features.categorical), name=f"{spec.name}-features",
+                        nullable=list(spec.features.nullable))
+    if spec.target in frame.columns:
+        suite["expectations"].extend(
+            spec.task_impl.target_expectations(frame[spec.target], spec.target))
+        suite["meta"]["target"] = spec.target
+    return suite
+
+
+def with_target(frame: pd.DataFrame, suite: dict[str, Any],
+                label_column: str = "label") -> pd.DataFrame:
+    """A live window's rows with their feedback labels under the suite's target name."""
+    target = suite.get("meta", {}).get("target")
+    if target and label_column in frame.columns and target not in frame.columns:
+        return frame.rename(columns={label_column: target})
+    return frame
 
 
 @dataclass

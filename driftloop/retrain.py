@@ -208,20 +208,15 @@ def schema_checks(frame: pd.DataFrame, spec: ModelSpec, labels: list[str]) -> li
     checks.append(Check("labels present", no_label == 0,
                         f"{no_label} production rows have no label" if no_label
                         else "every production row has its feedback label"))
-    seen = production[spec.target].dropna().astype(str)
-    unknown = seen[~seen.isin(labels)]
-    checks.append(Check(
-        "known labels", unknown.empty,
-        f"{len(unknown)} production rows carry labels the model does not know: "
-        f"{sorted(unknown.unique())[:5]} (known: {labels})" if len(unknown)
-        else f"labels within {labels}"))
+    ok, detail = spec.task_impl.check_labels(production[spec.target].dropna(), labels)
+    checks.append(Check("known labels", ok, detail))
     complete = frame[[*spec.feature_names, spec.target]].dropna(
         subset=[*spec.required_features, spec.target])
     classes = complete[spec.target].nunique()
     enough = len(complete) >= MIN_ROWS and classes >= 2
     checks.append(Check("enough rows", enough,
-                        f"{len(complete)} complete rows, {classes} classes (need at least "
-                        f"{MIN_ROWS} rows and 2 classes)"))
+                        f"{len(complete)} complete rows, {classes} distinct target values "
+                        f"(need at least {MIN_ROWS} rows and 2 values)"))
     return checks
 
 
@@ -240,7 +235,8 @@ def validate_data(ctx: Context, data_path: Path, report_path: Path) -> dict[str,
     results = {}
     if all(c.ok for c in checks[:2]):
         for part in (ORIGIN_SOURCE, ORIGIN_PRODUCTION):
-            rows = frame[frame[ORIGIN_COLUMN] == part][ctx.spec.feature_names]
+            rows = frame[frame[ORIGIN_COLUMN] == part][[*ctx.spec.feature_names,
+                                                         ctx.spec.target]]
             if len(rows):
                 results[part] = validate(rows.reset_index(drop=True), suite)
     problems = [f"{c.name}: {c.detail}" for c in checks if not c.ok] + [

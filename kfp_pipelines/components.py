@@ -99,7 +99,9 @@ def evaluate_model(
 ) -> NamedTuple("EvaluateOutputs", [("passed", bool), ("reason", str),
                                     ("gate", str)]):
     """Challenger vs champion on the same holdout, then the gate (thresholds < 0: the
-    spec's). Both reports also go on the challenger's MLflow run (reports/*.html)."""
+    spec's). Both reports also go on the challenger's MLflow run (reports/*.html). The
+    confusion matrix is a classifier's; a regressor leaves it empty (its predicted-vs-actual
+    and residual plots are in the report)."""
     import json
     from collections import namedtuple
     from pathlib import Path
@@ -118,8 +120,9 @@ def evaluate_model(
         )
         for key, value in result.flat_metrics().items():
             metrics.log_metric(key, value)
-        confusion.log_confusion_matrix(
-            result.labels, result.scores["challenger"]["gate"]["confusion_matrix"])
+        matrix = result.scores["challenger"]["gate"].get("confusion_matrix")
+        if matrix is not None:  # a classifier's; a regressor's plots are in the report
+            confusion.log_confusion_matrix(result.labels, matrix)
         report.metadata["gate_passed"] = result.gate.passed
         print(f"evaluate_model: {result.gate.reason}")
         out = namedtuple("EvaluateOutputs", ["passed", "reason", "gate"])

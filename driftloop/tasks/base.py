@@ -165,6 +165,18 @@ class Task(ABC):
         """A label for the docs' examples (``predicted``: the prediction reference)."""
 
     @abstractmethod
+    def label_json(self, value: Any) -> Any:
+        """A true target value as a client sends it to ``/feedback``."""
+
+    @abstractmethod
+    def label_text(self, value: Any) -> str:
+        """A label as the log stores it."""
+
+    @abstractmethod
+    def answer_text(self, row: dict[str, Any]) -> str:
+        """A ``/predict`` answer row's prediction as the log stores it."""
+
+    @abstractmethod
     def live(self, pairs: Sequence[tuple[str, str]]) -> dict[str, float | None]:
         """Live figures (:attr:`live_figures`) from ``(label, served prediction)`` pairs."""
 
@@ -178,6 +190,13 @@ class Task(ABC):
                      thresholds: Any) -> dict[str, Any]:
         """Prediction or label drift of a window's counts against the reference's."""
 
+    @abstractmethod
+    def check_labels(self, values: pd.Series, labels: Sequence[str]) -> tuple[bool, str]:
+        """Whether a retrain's production labels are ones this model can learn from, and
+        what was found (the retrain's schema checks)."""
+
     def target_expectations(self, target: pd.Series, column: str) -> list[dict[str, Any]]:
-        """Great Expectations checks on a window's labels (``column``)."""
+        """Great Expectations checks on the target (``column``): a regressor's range. A
+        classifier has none: ``/feedback`` refuses a class the model does not know, and a new
+        class in the source data is the retrain's to learn."""
         return []

@@ -132,6 +132,15 @@ class Classification(Task):
     def label_example(self, labels: Sequence[str], predicted: dict[str, int]) -> Any:
         return labels[0]
 
+    def label_json(self, value: Any) -> Any:
+        return str(value)
+
+    def label_text(self, value: Any) -> str:
+        return str(value)
+
+    def answer_text(self, row: dict[str, Any]) -> str:
+        return str(row["label"])
+
     def live(self, pairs: Sequence[tuple[str, str]]) -> dict[str, float | None]:
         right = sum(label == predicted for label, predicted in pairs)
         return {"accuracy": right / len(pairs) if pairs else None}
@@ -146,10 +155,10 @@ class Classification(Task):
 
         return compare_counts(output, reference, window, thresholds)  # type: ignore[arg-type]
 
-    def target_expectations(self, target: pd.Series, column: str) -> list[dict[str, Any]]:
-        classes = sorted(map(str, target.dropna().unique()))
-        return [{
-            "type": "expect_column_values_to_be_in_set",
-            "kwargs": {"column": column, "value_set": classes},
-            "meta": {"why": "feedback labels are among the training classes"},
-        }]
+    def check_labels(self, values: pd.Series, labels: Sequence[str]) -> tuple[bool, str]:
+        seen = values.astype(str)
+        unknown = seen[~seen.isin(labels)]
+        if len(unknown):
+            return False, (f"{len(unknown)} production rows carry labels the model does not "
+                           f"know: {sorted(unknown.unique())[:5]} (known: {list(labels)})")
+        return True, f"labels within {list(labels)}"

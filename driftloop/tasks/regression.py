@@ -153,6 +153,15 @@ class Regression(Task):
         values = sorted(float(v) for v in predicted)
         return round(values[len(values) // 2], 2) if values else 0.0
 
+    def label_json(self, value: Any) -> Any:
+        return float(value)
+
+    def label_text(self, value: Any) -> str:
+        return value_text(float(value))
+
+    def answer_text(self, row: dict[str, Any]) -> str:
+        return value_text(row["value"])
+
     def live(self, pairs: Sequence[tuple[str, str]]) -> dict[str, float | None]:
         if not pairs:
             return {"mae": None, "rmse": None}
@@ -173,6 +182,14 @@ class Regression(Task):
         from driftloop.drift.outputs import compare_values
 
         return compare_values(output, reference, window, thresholds)  # type: ignore[arg-type]
+
+    def check_labels(self, values: pd.Series, labels: Sequence[str]) -> tuple[bool, str]:
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = values[numbers.isna() | ~np.isfinite(numbers.fillna(0.0))]
+        if len(bad):
+            return False, (f"{len(bad)} production rows carry labels that are not finite "
+                           f"numbers: {sorted(map(str, bad.unique()))[:5]}")
+        return True, "every production label is a finite number"
 
     def target_expectations(self, target: pd.Series, column: str) -> list[dict[str, Any]]:
         from driftloop.expectations import MOSTLY, RANGE_TOLERANCE, between_bounds

@@ -55,7 +55,7 @@ class ValidateWindowOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         import pandas as pd
 
-        from driftloop.expectations import validate
+        from driftloop.expectations import validate, with_target
 
         window = Window.of(self.window_start, self.window_end)
         hook = ServingHook(self.serving_conn_id)
@@ -67,7 +67,7 @@ class ValidateWindowOperator(BaseOperator):
             self.log.info(summary)
             return {"validated": False, "success": None, "rows": len(rows), "summary": summary,
                     "failures": [], "report": None, "report_url": None, "report_error": None}
-        frame = pd.DataFrame.from_records(rows)
+        frame = with_target(pd.DataFrame.from_records(rows), suite)
         self.log.info("validating %d rows of %s against suite %r (%d expectations)",
                       len(frame), window, suite.get("name"), len(suite.get("expectations", [])))
         report = validate(frame, suite)

@@ -165,7 +165,8 @@ def test_result_round_trips_and_tags_carry_every_figure() -> None:
     assert tags == {
         "gate_passed": "true", "gate_outcome": "passed", "gate_reason": result.reason,
         "gate_metric": "accuracy", "gate_challenger": "0.967742",
-        "gate_champion": "0.741935", "gate_champion_version": "3", "gate_min_value": "0.85", "gate_max_value": "", "gate_direction": "higher",
+        "gate_champion": "0.741935", "gate_champion_version": "3", "gate_min_value": "0.85",
+        "gate_max_value": "", "gate_direction": "higher",
         "gate_max_regression": "0.02", "gate_require": "non_inferiority",
         "gate_confidence": "0.95", "gate_test": "mcnemar", "gate_difference": "0.225806",
         "gate_interval": f"[{c.low:.6f}, {c.high:.6f}]", "gate_p_value": "0.00012207",
