@@ -71,10 +71,13 @@ def _watch_threads() -> list[str]:
 
 
 def _failures(result: Any) -> list[str]:
-    """Requests or labels the demo's clients sent that did not get a 2xx."""
+    """Requests or labels the demo's clients sent that did not get a 2xx, and retrains that
+    failed."""
+    out = [f"{name} phase: the retrain failed in DAG run {phase.dag_run_id} (its error is "
+           "in the Airflow task log)" for name, phase in result.phases.items()
+           if phase.retrain_failed]
     served = {f"{name} phase": phase.served for name, phase in result.phases.items()}
     served.update({"background traffic": result.background, "after the swap": result.after})
-    out = []
     for what, s in served.items():
         if s.failed or s.labels_failed:
             out.append(f"{what}: {s.failed} of {s.sent} requests and {s.labels_failed} of "

@@ -22,11 +22,11 @@ from typing import Any
 from demo.stack import Server, reset_state
 from demo.traffic import (
     BROKEN_FACTOR,
-    DRIFT_FACTOR,
     BackgroundTraffic,
     Served,
     TrafficClient,
     broken_rows,
+    drift_factor,
     drifted_rows,
     stable_rows,
     utcnow,
@@ -93,6 +93,10 @@ class PhaseResult:
     validation: dict[str, Any] | None = None
     retrain: dict[str, Any] | None = None
     skipped_reason: str | None = None
+
+    @property
+    def retrain_failed(self) -> bool:
+        return self.tasks.get("submit_retrain") == "failed"
 
     @property
     def retrained(self) -> bool:
@@ -264,12 +268,16 @@ def _loop(config: DemoConfig, progress: Progress, mark: Any, timeline: list[Even
 
     # --- 2. drift: live quality falls, Airflow notices, KFP retrains, the server swaps ----
     start = utcnow()
-    served = client.serve(drifted_rows(frame, spec, config.drift_rows, config.seed + 1))
-    mark(f"drift phase: {served.sent} requests, every measurement x{DRIFT_FACTOR}; champion "
+    from driftloop.expectations import spec_suite
+
+    growth = drift_factor(frame, spec, spec_suite(frame, spec), config.seed)
+    served = client.serve(drifted_rows(frame, spec, config.drift_rows, config.seed + 1,
+                                       growth))
+    mark(f"drift phase: {served.sent} requests, every measurement x{growth:g}; champion "
          f"v{champion_before} live {live_quality(spec, served)}")
     end = utcnow() + timedelta(milliseconds=1)
     background = BackgroundTraffic(server.url, spec,
-                                   drifted_rows(frame, spec, 2000, config.seed + 2),
+                                   drifted_rows(frame, spec, 2000, config.seed + 2, growth),
                                    config.background_pause_s)
     background.start()
     with progress.step("drift monitor DAG on the drifted window (retrain on the KFP local "
@@ -292,7 +300,8 @@ def _loop(config: DemoConfig, progress: Progress, mark: Any, timeline: list[Even
          + (", ".join(f"v{v} ({n})" for v, n in sorted(bg.total_by_version.items())) or "none")
          + f"; {under_load_verdict(bg, champion_before, champion_after)}")
 
-    after = client.serve(drifted_rows(frame, spec, config.after_rows, config.seed + 3))
+    after = client.serve(drifted_rows(frame, spec, config.after_rows, config.seed + 3,
+                                      growth))
     mark(f"after the swap: {after.sent} drifted requests, live "
          f"{live_quality(spec, after)} (v{champion_after})")
     shadow = client.get("/model").get("shadow") or {}
@@ -375,6 +384,9 @@ def _verdict(phase: PhaseResult) -> str:
         result = (phase.retrain or {}).get("result") or {}
         return (f"DRIFT: {'; '.join(drift.get('reasons') or []) or '?'} → retrain "
                 f"{result.get('outcome', '?')} (KFP run {result.get('kfp_run_name')})")
+    if phase.retrain_failed:
+        return (f"DRIFT: {'; '.join(drift.get('reasons') or []) or '?'} → retrain FAILED "
+                "(its error is in the Airflow task log)")
     if phase.skipped_reason:
         return f"retrain skipped: {phase.skipped_reason}"
     return (f"no drift ({drift.get('window', {}).get('rows', '?')} rows, "

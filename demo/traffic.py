@@ -3,7 +3,9 @@
 Three populations, each with its true labels:
 
 - **stable**: rows resampled from the spec's training data (the champion's own world);
-- **drifted**: every numeric feature multiplied by :data:`DRIFT_FACTOR` (with ±3 % noise) —
+- **drifted**: every numeric feature multiplied by a growth factor (with ±3 % noise): the
+  largest of :data:`DRIFT_FACTORS` (40 % first) whose rows the spec's expectation suite
+  still calls valid, since drift is not broken data (:func:`drift_factor`) —
   for Iris, "a new greenhouse grows flowers 40 % larger" — categoricals unchanged; the true
   label stays the original row's (larger flowers are still the same species; for the
   penguins' mass, a new colony's birds measure 40 % larger but weigh what they weighed, so
@@ -27,7 +29,10 @@ import pandas as pd
 from driftloop.spec import ModelSpec
 from driftloop.tasks import Task
 
-DRIFT_FACTOR = 1.4
+#: Growth factors of the drifted population, tried largest first.
+DRIFT_FACTORS = (1.4, 1.3, 1.2, 1.1)
+#: A factor is used when at least this share of its rows is in every feature's valid range.
+VALID_SHARE = 0.99
 DRIFT_NOISE = 0.03
 BROKEN_FACTOR = 10.0
 
@@ -36,13 +41,31 @@ def stable_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n, replace=True, random_state=seed).reset_index(drop=True)
 
 
-def drifted_rows(frame: pd.DataFrame, spec: ModelSpec, n: int, seed: int) -> pd.DataFrame:
+def drifted_rows(frame: pd.DataFrame, spec: ModelSpec, n: int, seed: int,
+                 factor: float = DRIFT_FACTORS[0]) -> pd.DataFrame:
     rows = stable_rows(frame, n, seed)
     rng = np.random.default_rng(seed)
     for col in spec.features.numeric:
         noise = rng.normal(1.0, DRIFT_NOISE, n)
-        rows[col] = (rows[col] * DRIFT_FACTOR * noise).round(3)
+        rows[col] = (rows[col] * factor * noise).round(3)
     return rows
+
+
+def drift_factor(frame: pd.DataFrame, spec: ModelSpec, suite: dict[str, Any],
+                 seed: int = 0) -> float:
+    """The largest of :data:`DRIFT_FACTORS` at which :data:`VALID_SHARE` of the drifted rows
+    lie within every numeric range of the suite: Iris grows 40 %; penguins, whose flippers
+    would then outgrow the widened training range, grow less."""
+    bounds = {e["kwargs"]["column"]: (e["kwargs"]["min_value"], e["kwargs"]["max_value"])
+              for e in suite.get("expectations", [])
+              if e.get("type") == "expect_column_values_to_be_between"
+              and e["kwargs"].get("column") in spec.features.numeric}
+    for factor in DRIFT_FACTORS:
+        rows = drifted_rows(frame, spec, 1000, seed, factor)
+        if all(rows[col].between(low, high).mean() >= VALID_SHARE
+               for col, (low, high) in bounds.items()):
+            return factor
+    return DRIFT_FACTORS[-1]
 
 
 def broken_rows(frame: pd.DataFrame, spec: ModelSpec, n: int, seed: int) -> pd.DataFrame:

@@ -114,8 +114,12 @@ def with_target(frame: pd.DataFrame, suite: dict[str, Any],
                 label_column: str = "label") -> pd.DataFrame:
     """A live window's rows with their feedback labels under the suite's target name."""
     target = suite.get("meta", {}).get("target")
-    if target and label_column in frame.columns and target not in frame.columns:
-        return frame.rename(columns={label_column: target})
+    if not target or label_column not in frame.columns or target in frame.columns:
+        return frame
+    frame = frame.rename(columns={label_column: target})
+    if any(e.get("meta", {}).get("numeric_target") for e in suite.get("expectations", [])):
+        # The log keeps labels as text; a regressor's are numbers (checked at /feedback).
+        frame[target] = pd.to_numeric(frame[target], errors="coerce")
     return frame
 
 

@@ -98,8 +98,10 @@ def production_rows(ctx: Context, start: datetime, end: datetime) -> pd.DataFram
     out = frame[[*spec.feature_names, spec.target]].copy()
     for col in spec.features.numeric:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
-    for col in [*spec.features.categorical, spec.target]:
+    for col in spec.features.categorical:
         out[col] = out[col].astype("string").astype(object)
+    # The log keeps labels as text: the task gives them the type the source has.
+    out[spec.target] = spec.task_impl.conform_target(out[spec.target], "logged labels")
     out[TS_COLUMN] = pd.to_datetime(frame["ts"], utc=True)
     out[REQUEST_ID_COLUMN] = frame["request_id"].astype(str)
     out[SERVED_VERSION_COLUMN] = frame["model_version"].astype(str)
@@ -238,7 +240,10 @@ def validate_data(ctx: Context, data_path: Path, report_path: Path) -> dict[str,
             rows = frame[frame[ORIGIN_COLUMN] == part][[*ctx.spec.feature_names,
                                                          ctx.spec.target]]
             if len(rows):
-                results[part] = validate(rows.reset_index(drop=True), suite)
+                rows = rows.reset_index(drop=True)
+                rows[ctx.spec.target] = ctx.spec.task_impl.conform_target(
+                    rows[ctx.spec.target], f"{part} rows")
+                results[part] = validate(rows, suite)
     problems = [f"{c.name}: {c.detail}" for c in checks if not c.ok] + [
         f"{part} rows: {r.summary()}" for part, r in results.items() if not r.success
     ]

@@ -199,7 +199,8 @@ class Regression(Task):
             "type": "expect_column_values_to_be_between",
             "kwargs": {"column": column, "min_value": low, "max_value": high,
                        "mostly": MOSTLY},
-            "meta": {"why": f"training target range [{target.min():g}, {target.max():g}] "
+            "meta": {"numeric_target": True,
+                     "why": f"training target range [{target.min():g}, {target.max():g}] "
                             f"widened by {RANGE_TOLERANCE:.0%} of its span: labels in the "
                             "wrong unit fail"},
         }]
