@@ -159,7 +159,8 @@ RELIABILITY_TESTS := tests/reliability \
   tests/pipelines/test_live_gate.py::test_a_challenger_better_live_is_promoted_from_the_shadow_stage \
   tests/serving/test_admin_reload.py tests/serving/test_predict.py \
   tests/serving/test_feedback.py tests/serving/test_endpoints.py tests/serving/test_openapi.py \
-  tests/k8s/test_images.py tests/k8s/test_contracts.py
+  tests/k8s/test_images.py tests/k8s/test_contracts.py \
+  tests/integration/test_demo_regression.py
 
 reliability: env ## contract fuzzing, faults, load during rollout, security at full size; writes RELIABILITY.md
 	@mkdir -p $(RELIABILITY_OUT)
