@@ -30,6 +30,7 @@ th{background:#f3f3f3;text-align:left} td.n{text-align:right;font-variant-numeri
 .pass{background:#e3f5e1;color:#1d5c1a} .fail{background:#fbe3e1;color:#7a1d16}
 .undecided{background:#fdf3d7;color:#6b4e00}
 .plots{display:flex;flex-wrap:wrap;gap:.5rem} .plots img{width:22rem}
+.plots img.wide{width:44rem;max-width:100%}
 .muted{color:#666}
 """
 
@@ -168,7 +169,7 @@ def regression_plots(truth: np.ndarray, predicted: np.ndarray, who: str) -> str:
     for ax in (left, right):
         ax.tick_params(labelsize=8)
     fig.tight_layout()
-    image = (f"<img alt='{escape(who)}: predicted vs actual, and residuals' "
+    image = (f"<img class='wide' alt='{escape(who)}: predicted vs actual, and residuals' "
              f"src='data:image/png;base64,{_png(fig)}'>")
     plt.close(fig)
     return f"<div class='plots'>{image}</div>"

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from driftloop.drift import FeatureDrift
+from driftloop.spec import TaskName
 
 #: One feature value: a number for numeric features, a string for categorical ones, null
 #: for a missing value (only features the spec lists in ``features.nullable``).
@@ -148,7 +149,10 @@ class ModelInfo(BaseModel):
     pinned: bool = Field(description="Loaded because DRIFTLOOP_MODEL_VERSION pins it.")
     inference_form: Literal["onnx", "sklearn"]
     tags: dict[str, str] = Field(description="Lineage tags of the registered version.")
-    labels: list[str]
+    task: TaskName = Field(
+        description="What the model predicts: a class (answers carry `label` and "
+        "`probabilities`) or a value (answers carry `value`).")
+    labels: list[str] = Field(description="A classifier's classes; a regressor's target name.")
     features: FeatureLists
     reference_rows: int
     loaded_at: datetime

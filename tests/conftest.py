@@ -140,7 +140,7 @@ def paired_gate(rows: int, *, both: int, champion_only: int, challenger_only: in
     wrong): for tests of what is done with a verdict, not of how it is reached."""
     import numpy as np
 
-    from driftloop.gate import GateThresholds, compare, decide
+    from driftloop.gate import GateThresholds, compare_classes, decide
     from driftloop.spec import load_spec
 
     truth, champion, challenger = (np.array(["a"] * rows), np.array(["b"] * rows),
@@ -148,6 +148,6 @@ def paired_gate(rows: int, *, both: int, champion_only: int, challenger_only: in
     champion[:both + champion_only] = "a"
     challenger[:both] = "a"
     challenger[both + champion_only:both + champion_only + challenger_only] = "a"
-    c = compare("accuracy", truth, champion, challenger, ["a", "b"])
+    c = compare_classes("accuracy", truth, champion, challenger, ["a", "b"])
     return decide(GateThresholds.from_spec(load_spec(spec)), c.challenger, c,
                   champion_version=champion_version, holdout_rows=rows)

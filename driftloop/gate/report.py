@@ -22,6 +22,7 @@ from driftloop.gate.evaluation import (
     TS_COLUMN,
     Evaluation,
 )
+from driftloop.gate.paired import ROUNDS
 from driftloop.run_context import Context
 
 
@@ -119,7 +120,10 @@ def _paired_rows(g: GateResult) -> list[list[Any]]:
          else "paired bootstrap"],
         ["difference (challenger - champion)", f"{g.difference:+.6g}"],
         [f"{g.confidence:.0%} interval", f"[{g.low:+.6g}, {g.high:+.6g}]"],
-        ["p-value (no difference)", g.p_value],
+        ["p-value (no difference)",
+         f"< {1 / ROUNDS:g} (no resample of {ROUNDS} crossed 0)"
+         if g.test == "bootstrap" and g.p_value is not None and g.p_value <= 1 / ROUNDS
+         else g.p_value],
     ]
     if g.champion_only is not None:
         rows.append(["rows only the challenger / only the champion got right",

@@ -4,13 +4,14 @@ each reaches stderr and the exit code (the whole demo's happy path is test_demo.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from demo.__main__ import _failures, _watch_threads
-from demo.scenario import swapped_under_load, under_load_verdict
+from demo.scenario import PhaseResult, _verdict, swapped_under_load, under_load_verdict
 from demo.traffic import BackgroundFailed, BackgroundTraffic, Served
 from driftloop.spec import load_spec
 from tests.conftest import IRIS_SPEC
@@ -34,14 +35,29 @@ def test_refused_requests_and_labels_are_failures_with_their_reason() -> None:
     clean = Served(sent=10, labels_sent=10, total_by_version={"1": 10})
     refused = Served(sent=10, failed=2, labels_sent=8, labels_failed=8,
                      errors=["503: no model", "POST /feedback 404: unknown request_id"])
-    result = SimpleNamespace(phases={"stable": SimpleNamespace(served=clean)},
-                             background=refused, after=clean)
+    result = SimpleNamespace(phases={"stable": _phase(clean)}, background=refused, after=clean)
     (failure,) = _failures(result)
     assert failure.startswith("background traffic: 2 of 10 requests and 8 of 8 labels failed")
     assert "POST /feedback 404" in failure
-    clean_result = SimpleNamespace(phases={"stable": SimpleNamespace(served=clean)},
-                                   background=clean, after=clean)
+    clean_result = SimpleNamespace(phases={"stable": _phase(clean)}, background=clean,
+                                   after=clean)
     assert _failures(clean_result) == []
+
+
+def test_a_failed_retrain_fails_the_demo_and_its_summary_says_so() -> None:
+    clean = Served(sent=10, labels_sent=10, total_by_version={"1": 10})
+    drift = _phase(clean, submit_retrain="failed")
+    drift.drift = {"reasons": ["drift in x"]}
+    result = SimpleNamespace(phases={"drift": drift}, background=clean, after=clean)
+    (failure,) = _failures(result)
+    assert failure.startswith("drift phase: the retrain failed in DAG run run-1")
+    assert _verdict(drift) == ("DRIFT: drift in x → retrain FAILED (its error is in the "
+                               "Airflow task log)")
+
+
+def _phase(served: Served, **tasks: str) -> PhaseResult:
+    now = datetime.now(UTC)
+    return PhaseResult("stable", (now, now), served, dag_run_id="run-1", tasks=dict(tasks))
 
 
 def test_under_load_is_claimed_only_when_both_versions_answered_and_nothing_failed() -> None:

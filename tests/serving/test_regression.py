@@ -29,6 +29,11 @@ def _rows(n: int, seed: int = 0, scale: float = 1.0) -> tuple[list[dict], list[f
     return records, frame[spec.target].astype(float).tolist()
 
 
+def test_model_says_it_is_a_regressor(mass: TestClient) -> None:
+    info = mass.get("/model").json()
+    assert (info["task"], info["labels"]) == ("regression", ["body_mass_g"])
+
+
 def test_the_model_is_a_regressor(mass_model: ServedModel) -> None:
     assert mass_model.task.name == "regression"
     assert mass_model.labels == ("body_mass_g",)

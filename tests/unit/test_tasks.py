@@ -40,8 +40,14 @@ def test_the_task_is_inferred_from_the_estimator_and_stated_in_the_spec() -> Non
     assert "task: regression" in spec.to_yaml()  # a version's spec says it
     assert infer_task(__import__("sklearn.ensemble", fromlist=["x"]).RandomForestRegressor) \
         == "regression"
-    # Every gate metric belongs to exactly one task: one list per task, one union.
+    # Every gate metric belongs to exactly one task: one list per task, one union; the
+    # spec's (and the API's) task names are the registry's.
     assert sorted(GATE_METRICS) == sorted(m for t in TASKS.values() for m in t.metrics)
+    from typing import get_args
+
+    from driftloop.spec import TaskName
+
+    assert get_args(TaskName) == tuple(TASKS)
 
 
 @pytest.mark.parametrize(("extra", "message"), [
