@@ -184,12 +184,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if "error" in server:
         print(f"server:      {server['url']} does not answer ({server['error']})")
     else:
-        accuracy = server["live_accuracy"]
+        figures = ", ".join(f"{f} {server[f'live_{f}']:.4g}" for f in history.LIVE_FIGURES
+                            if server.get(f"live_{f}") is not None)
         print(f"server:      {server['url']} serves v{server['version']} "
               f"({server['inference_form']})")
         print(f"last drift:  {server['drift']} (latest {server['window_rows']} rows)")
-        print("live:        " + (f"accuracy {accuracy:.3f} on {int(server['live_labeled_rows'])}"
-                                 " labeled rows" if accuracy is not None else "no labels yet"))
+        print("live:        " + (f"{figures} on {int(server['live_labeled_rows'])} labeled rows"
+                                 if figures else "no labels yet"))
     return 0
 
 

@@ -31,7 +31,7 @@ from driftloop.predlog.codec import (
     sqlalchemy_url,
     to_micros,
 )
-from driftloop.predlog.labels import FeedbackResult, LiveAccuracy
+from driftloop.predlog.labels import FeedbackResult
 from driftloop.predlog.refusals import REFUSAL_REASONS, RefusalReason
 from driftloop.predlog.replicas import Heartbeat, Replica, new_instance_id
 from driftloop.predlog.reports import BadReport, Report
@@ -47,7 +47,6 @@ __all__ = [
     "BadReport",
     "FeedbackResult",
     "Heartbeat",
-    "LiveAccuracy",
     "LogWriter",
     "PredictionLog",
     "PurgeResult",

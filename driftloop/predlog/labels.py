@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, and_, exists, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import OperationalError
 
 from driftloop.predlog.codec import now_micros
@@ -44,16 +44,6 @@ class FeedbackResult:
     @property
     def matched(self) -> int:
         return len(self.recorded) - len(self.not_yet_matched)
-
-
-@dataclass
-class LiveAccuracy:
-    labeled: int
-    correct: int
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.labeled if self.labeled else None
 
 
 def _locked(exc: OperationalError) -> bool:
@@ -147,20 +137,6 @@ class LabelsMixin:
                     predictions.c.request_id.in_(chunk))
                 out.update((rid, pred) for rid, pred in conn.execute(stmt))
         return out
-
-    def live_accuracy(self, model_name: str, last: int) -> LiveAccuracy:
-        """Accuracy of the served predictions over the latest ``last`` labels of a model
-        whose prediction is in the log (a label waiting for its row counts once it lands)."""
-        recent = (select(labels.c.label, predictions.c.prediction)
-                  .select_from(labels.join(
-                      predictions, predictions.c.request_id == labels.c.request_id))
-                  .where(predictions.c.model_name == model_name)
-                  .order_by(labels.c.ts.desc()).limit(last).subquery())
-        stmt = select(func.count(), func.coalesce(func.sum(
-            (recent.c.label == recent.c.prediction).cast(Integer)), 0))
-        with self.engine.connect() as conn:
-            labeled, correct = conn.execute(stmt).one()
-        return LiveAccuracy(int(labeled), int(correct))
 
     def live_pairs(self, model_name: str, last: int) -> list[tuple[str, str]]:
         """``(label, served prediction)`` of the latest ``last`` labels of a model whose

@@ -31,6 +31,7 @@ from driftloop.promotion.pipeline import (
 )
 from driftloop.registry import ALIAS_CHALLENGER, ALIAS_CHAMPION, ALIAS_PREVIOUS
 from driftloop.settings import Settings
+from driftloop.tasks import TASKS
 
 #: How the gate's reasons begin.
 GATE_VERDICTS = tuple(f"{word}:" for word in VERDICT_WORDS.values())
@@ -133,8 +134,16 @@ def server_state(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
     return {"url": url, "version": served.get("version"),
             "inference_form": served.get("inference_form"),
             "drift": verdict, "window_rows": (report.get("window") or {}).get("rows"),
-            "live_accuracy": _metric(metrics, "driftloop_live_accuracy"),
+            "task": served.get("task"),
+            # A classifier reports accuracy, a regressor MAE and RMSE (None: not this task's,
+            # or no labels yet).
+            **{f"live_{figure}": _metric(metrics, f"driftloop_live_{figure}")
+               for figure in LIVE_FIGURES},
             "live_labeled_rows": _metric(metrics, "driftloop_live_labeled_rows")}
+
+
+#: Every task's live figures, as ``/metrics`` names them ``driftloop_live_<figure>``.
+LIVE_FIGURES = tuple(dict.fromkeys(f for t in TASKS.values() for f in t.live_figures))
 
 
 def _metric(text: str, name: str) -> float | None:

@@ -136,7 +136,7 @@ def test_a_label_before_its_row_is_kept_and_joins_when_the_row_lands(log_url: st
     assert early.recorded == ["later-1", "later-2"]
     assert early.not_yet_matched == ["later-1", "later-2"] and early.correct == 0
     assert log.labeled_frame(T0, end, spec).empty
-    assert log.live_accuracy("iris-classifier", 100).labeled == 0
+    assert log.live_pairs("iris-classifier", 100) == []
     # The rows land: the labels join them, in training rows and in live accuracy.
     rows = rows_for(to_micros(T0), ["later-1", "later-2"], "iris-classifier", "1",
                     np.ones((2, 4)), None, ["setosa", "setosa"], np.eye(3)[[0, 0]], LABELS)
@@ -144,8 +144,8 @@ def test_a_label_before_its_row_is_kept_and_joins_when_the_row_lands(log_url: st
     frame = log.labeled_frame(T0, end, spec)
     assert frame["request_id"].tolist() == ["later-1", "later-2"]
     assert frame["species"].tolist() == ["setosa", "virginica"]
-    acc = log.live_accuracy("iris-classifier", 100)
-    assert (acc.labeled, acc.correct) == (2, 1)
+    pairs = log.live_pairs("iris-classifier", 100)
+    assert sorted(pairs) == [("setosa", "setosa"), ("virginica", "setosa")]
     # Repeats are still first-wins, and now matched.
     again = log.add_feedback([("later-1", "virginica")])
     assert again.already_recorded == ["later-1"] and again.recorded == []
@@ -229,14 +229,19 @@ def test_interval_rows_paginate_with_labels(log_url: str) -> None:
 
 
 def test_live_accuracy_over_latest_labels(log_url: str) -> None:
+    from driftloop.tasks import get_task
+
+    classification = get_task("classification")
     log = PredictionLog(log_url)
     ids, _ = _log_rows(log, 6)
-    assert log.live_accuracy("iris-classifier", 100).accuracy is None
+    assert classification.live(log.live_pairs("iris-classifier", 100)) == {"accuracy": None}
     served = log.served_predictions(ids)
     truth = [(rid, served[rid] if i % 3 else "wrong") for i, rid in enumerate(ids)]
     log.add_feedback(truth)
-    acc = log.live_accuracy("iris-classifier", 100)
-    assert (acc.labeled, acc.correct) == (6, 4)
+    pairs = log.live_pairs("iris-classifier", 100)
+    assert len(pairs) == 6
+    assert classification.live(pairs) == {"accuracy": 4 / 6}
+    assert len(log.live_pairs("iris-classifier", 2)) == 2  # the latest labels only
 
 
 def test_writer_batches_off_thread_and_stop_drains(tmp_path: Path) -> None:
