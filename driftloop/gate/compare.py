@@ -110,14 +110,28 @@ def mcnemar(metric: str, truth: np.ndarray, champion: np.ndarray, challenger: np
 def bootstrap(metric: str, truth: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
               classes: int, confidence: float) -> Comparison:
     """Any metric: the paired bootstrap's percentile interval and p-value."""
-    of_champion = weighted_metric(metric, truth, champion, classes)
-    of_challenger = weighted_metric(metric, truth, challenger, classes)
-    whole = np.arange(len(truth))[None, :]
-    interval, p = paired_bootstrap_metric(of_champion, of_challenger, len(truth),
+    return _bootstrapped(metric, weighted_metric(metric, truth, champion, classes),
+                         weighted_metric(metric, truth, challenger, classes), len(truth),
+                         confidence)
+
+
+def _bootstrapped(metric: str, of_champion: BatchMetric, of_challenger: BatchMetric,
+                  rows: int, confidence: float) -> Comparison:
+    whole = np.arange(rows)[None, :]
+    interval, p = paired_bootstrap_metric(of_champion, of_challenger, rows,
                                           confidence=confidence)
-    return Comparison(metric, "bootstrap", len(truth), float(of_champion(whole)[0]),
+    return Comparison(metric, "bootstrap", rows, float(of_champion(whole)[0]),
                       float(of_challenger(whole)[0]), interval.difference, interval.low,
                       interval.high, confidence, p)
+
+
+def _same_rows(truth: Sequence[Any], champion: Sequence[Any],
+               challenger: Sequence[Any]) -> None:
+    if not len(truth) == len(champion) == len(challenger):
+        raise ValueError(f"the two models were scored on different rows ({len(champion)} "
+                         f"and {len(challenger)} predictions for {len(truth)} rows)")
+    if len(truth) == 0:
+        raise ValueError("no rows to compare")
 
 
 PairedTest = Callable[[str, np.ndarray, np.ndarray, np.ndarray, int, float], Comparison]
@@ -132,11 +146,7 @@ def compare_classes(metric: str, truth: Sequence[str], champion: Sequence[str],
                     challenger: Sequence[str], labels: list[str], *,
                     confidence: float = 0.95) -> Comparison:
     """Compare two classifiers' predictions of the same rows on ``metric``."""
-    if not len(truth) == len(champion) == len(challenger):
-        raise ValueError(f"the two models were scored on different rows ({len(champion)} "
-                         f"and {len(challenger)} predictions for {len(truth)} rows)")
-    if len(truth) == 0:
-        raise ValueError("no rows to compare")
+    _same_rows(truth, champion, challenger)
     test = PAIRED_TESTS[METRIC_TESTS.get(metric, "bootstrap")]
     return test(metric, _codes(truth, labels), _codes(champion, labels),
                 _codes(challenger, labels), len(labels), confidence)
@@ -172,19 +182,9 @@ def compare_values(metric: str, truth: np.ndarray, champion: np.ndarray,
                    challenger: np.ndarray, *, confidence: float = 0.95) -> Comparison:
     """Compare two regressors' values of the same rows on ``metric``: the paired bootstrap
     of the metric's difference (rows resampled together)."""
-    if not len(truth) == len(champion) == len(challenger):
-        raise ValueError(f"the two models were scored on different rows ({len(champion)} "
-                         f"and {len(challenger)} predictions for {len(truth)} rows)")
-    if len(truth) == 0:
-        raise ValueError("no rows to compare")
+    _same_rows(truth, champion, challenger)
     for who, values in (("truth", truth), ("champion", champion), ("challenger", challenger)):
         if not np.isfinite(values).all():
             raise ValueError(f"the {who}'s values are not all finite numbers")
-    of_champion = error_metric(metric, truth, champion)
-    of_challenger = error_metric(metric, truth, challenger)
-    whole = np.arange(len(truth))[None, :]
-    interval, p = paired_bootstrap_metric(of_champion, of_challenger, len(truth),
-                                          confidence=confidence)
-    return Comparison(metric, "bootstrap", len(truth), float(of_champion(whole)[0]),
-                      float(of_challenger(whole)[0]), interval.difference, interval.low,
-                      interval.high, confidence, p)
+    return _bootstrapped(metric, error_metric(metric, truth, champion),
+                         error_metric(metric, truth, challenger), len(truth), confidence)

@@ -24,14 +24,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    where = tmp_path_factory.mktemp("demo")
+def run_demo(where: Path, *args: str) -> dict:
+    """``python -m demo *args`` in its own process and state; its JSON result, with its
+    stdout and stderr."""
     out = where / "demo.json"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DRIFTLOOP_", "AIRFLOW"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "demo", "--small", "--state-dir", str(where / "state"),
+        [sys.executable, "-m", "demo", *args, "--state-dir", str(where / "state"),
          "--port", str(_free_port()), "--json", str(out)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -39,6 +39,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     result["_stdout"] = proc.stdout
     result["_stderr"] = proc.stderr
     return result
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return run_demo(tmp_path_factory.mktemp("demo"), "--small")
 
 
 def test_stable_traffic_retrains_nothing(demo: dict) -> None:

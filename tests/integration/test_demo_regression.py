@@ -11,32 +11,15 @@ tests/unit/test_tasks.py, tests/pipelines/test_regression_retrain.py).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from driftloop.settings import PROJECT_ROOT
-from tests.integration.test_demo import _free_port
+from tests.integration.test_demo import run_demo
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    where = tmp_path_factory.mktemp("demo-regression")
-    out = where / "demo.json"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DRIFTLOOP_", "AIRFLOW"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "demo", "--spec", "specs/penguins-mass.yaml",
-         "--state-dir", str(where / "state"), "--port", str(_free_port()),
-         "--json", str(out)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    result = json.loads(out.read_text())
-    result["_stdout"] = proc.stdout
-    return result
+    return run_demo(tmp_path_factory.mktemp("demo-regression"), "--spec",
+                    "specs/penguins-mass.yaml")
 
 
 def _mae(served: dict, version: str) -> float:
