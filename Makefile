@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: help env test test-fast test-full test-tools test-ui lint demo mlflow-ui clean reset up down bench bench-log bench-drift bench-tools reliability
+.PHONY: help env test test-fast test-full test-tools test-ui images test-images lint demo mlflow-ui clean reset up down bench bench-log bench-drift bench-tools reliability
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -72,7 +72,7 @@ test-tools: ## install the Debian packages the tests drive (Prometheus, Chromium
 # level); they run in `make reliability`.
 test: env test-tools ## create/update the env, lint, run the whole suite (the 15 slowest tests at the end)
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(XDIST) -m "not full and not ui"
+	$(BIN)/pytest $(XDIST) -m "not full and not ui and not images"
 
 # The whole-loop forms that make test leaves out to stay under 10 minutes here (`full`: Airflow
 # metadata on PostgreSQL, a fresh process that needs only setup_local_airflow, the weekly
@@ -86,6 +86,17 @@ test-full: env test-tools ## the tests marked full: whole-loop forms of make tes
 # failing test's pages go to test-results/ui-screenshots/.
 test-ui: env test-tools ## the browser tier: Chromium against make up (~5 min)
 	$(BIN)/pytest tests/ui -m ui -rP
+
+# The container tier: the images of docker/images.env built with podman/buildah (docker where
+# an engine answers), on local bases where no registry answers (scripts/images/bases.sh:
+# debootstrap, uv from PyPI, an Airflow stand-in), then run: the serving image read-only and
+# non-root, a pipeline step in the trainer image, the DAGs in the Airflow image, and the
+# serving manifests played with `podman kube play`.
+images: ## build the serving, trainer and airflow images (podman or docker; ~6 min the first time)
+	bash scripts/images/build.sh
+
+test-images: env ## run the built images (make images first; ~3 min)
+	$(BIN)/pytest tests/images -m images -rP
 
 # The inner loop: unit, manifest-contract and DAG-integrity tests, plus the Airflow pieces
 # that need no server (decisions, the KFP REST hook, the notifier). About a minute here.

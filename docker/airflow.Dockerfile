@@ -8,10 +8,16 @@
 # (image names and tags: docker/images.env; the Airflow version must match pyproject.toml)
 
 ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
+# Build-stage bases (overridable: `make images` on a machine without a registry builds local
+# ones, scripts/images/bases.sh).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+
+FROM ${UV_IMAGE} AS uv
 
 # --- build: the locked requirement set of the `airflow` extra, and driftloop as a wheel -----
-FROM python:3.11-slim-bookworm AS build
-COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1
 WORKDIR /src

@@ -10,10 +10,15 @@
 # venv (`python3` on PATH); pip is seeded anyway for components that do install packages.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# uv's image (overridable: `make images` on a machine without a registry builds a local one
+# from uv's PyPI wheel, scripts/images/bases.sh).
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+
+FROM ${UV_IMAGE} AS uv
 
 # --- build: resolve exactly what uv.lock pins for the `pipelines` extra ---------------------
 FROM ${PYTHON_IMAGE} AS build
-COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
