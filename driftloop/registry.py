@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from driftloop import lineage
-from driftloop.errors import ModelLoadError, RegistryError
+from driftloop.errors import ModelLoadError, RegistryError, SpecError
 from driftloop.inference import OnnxPredictor, Predictor, SklearnPredictor
 from driftloop.onnx_form import OnnxConversion
 from driftloop.settings import Settings
@@ -380,7 +380,7 @@ def load_bundle(client: Any, name: str, version: str, *, prefer_onnx: bool = Tru
             onnx_path = local / "model.onnx"
             onnx_bytes = onnx_path.read_bytes() if onnx_path.exists() else None
             spec = parse_spec(json.dumps(metadata["spec"]), origin=local / "spec.yaml")
-    except (MlflowException, OSError, KeyError, ValueError) as exc:
+    except (MlflowException, OSError, KeyError, ValueError, SpecError) as exc:
         _raise_if_unreachable(f"downloading model {name} version {version}")
         raise ModelLoadError(
             f"model {name} version {version}: artifacts under {ARTIFACT_DIR}/ are missing or "

@@ -47,7 +47,15 @@ def resolve_task_defaults(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"target {raw['target']!r}: multi-output targets are not supported; "
                          "name one target column (one spec, and one model, per target)")
     task = raw.get("task")
-    cls = _estimator_class(raw)
+    try:
+        cls = _estimator_class(raw)
+    except ValueError:
+        if task is None:
+            raise  # the task cannot be inferred: say why
+        # A stated task needs no import here: the estimator's own import error is said where
+        # it is built (training), and a registered version's spec loads without it (a
+        # server that lacks the estimator refuses the version when it loads the model).
+        cls = None
     inferred = infer_task(cls) if cls is not None else None
     if task is None and cls is not None:
         if inferred is None:

@@ -266,3 +266,13 @@ def test_the_target_range_is_in_the_suite_and_live_labels_are_checked_against_it
     assert not report.success and "body_mass_g" in report.summary()
     ok, detail = REGRESSION.check_labels(pd.Series(["4200.0", "x"]), ["body_mass_g"])
     assert not ok and "not finite numbers: ['x']" in detail
+
+
+def test_a_stated_task_loads_without_importing_the_estimator() -> None:
+    """A registered version's spec states its task: a server that cannot import the
+    estimator still reads the spec (and refuses the model when it loads it, a 422)."""
+    missing = BASE.replace("sklearn.linear_model.Ridge", "nosuchpkg.Model")
+    spec = _parse("task: regression\n" + missing + "gate: {max_value: 10, max_regression: 1}\n")
+    assert spec.task == "regression"
+    with pytest.raises(SpecError, match=r"cannot be imported .*so the task cannot be inferred"):
+        _parse(missing + "gate: {max_value: 10, max_regression: 1}\n")
