@@ -8,6 +8,12 @@
 #   localhost/driftloop-local/airflow-standin:3.3.2  NOT the official apache/airflow image: the
 #                                                    local python base with user airflow (uid
 #                                                    50000), a recent pip, AIRFLOW_HOME
+#   localhost/driftloop-local/postgres-standin:15    NOT the official postgres:17 image: Debian's
+#                                                    PostgreSQL 15 behind an entrypoint that
+#                                                    keeps the official image's contract
+#                                                    (POSTGRES_USER/PASSWORD/DB, PGDATA,
+#                                                    /docker-entrypoint-initdb.d/*.sql, uid 999),
+#                                                    for `make test-images`' kube play
 #
 # The machine's extra CA certificates (/usr/local/share/ca-certificates: outbound HTTPS may be
 # re-signed) go into the python base, and SSL_CERT_FILE/PIP_CERT point pip and uv at them.
@@ -21,6 +27,7 @@ PYTHON_BASE=localhost/driftloop-local/python:3.11-bookworm
 UV_VERSION=0.13.9
 UV_BASE=localhost/driftloop-local/uv:$UV_VERSION
 AIRFLOW_STANDIN=localhost/driftloop-local/airflow-standin:3.3.2
+POSTGRES_STANDIN=localhost/driftloop-local/postgres-standin:15
 WORK="$TOOLS/images"
 mkdir -p "$WORK"
 
@@ -84,4 +91,29 @@ CONTAINERFILE
   "$ENGINE" build --quiet -f "$WORK/airflow/Containerfile" -t "$AIRFLOW_STANDIN" \
     "$WORK/airflow" >/dev/null
 fi
-say "local bases ready: $PYTHON_BASE, $UV_BASE, $AIRFLOW_STANDIN"
+if ! have_image "$POSTGRES_STANDIN"; then
+  say "building $POSTGRES_STANDIN (a stand-in for postgres:17-bookworm)"
+  mkdir -p "$WORK/postgres"
+  cp "$ROOT/scripts/images/postgres-entrypoint.sh" "$WORK/postgres/entrypoint.sh"
+  cat > "$WORK/postgres/Containerfile" <<CONTAINERFILE
+FROM $PYTHON_BASE
+# A stand-in for the official postgres image, which this machine cannot pull: Debian's
+# PostgreSQL 15 as uid/gid 999 (the official image's), behind an entrypoint with its contract.
+RUN groupadd --gid 999 postgres \\
+ && useradd --uid 999 --gid 999 --home-dir /var/lib/postgresql --shell /bin/sh postgres \\
+ && apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+      postgresql-15 >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* /var/lib/postgresql/15 /etc/postgresql/15/main \\
+ && install -d -o postgres -g postgres /var/lib/postgresql/data /docker-entrypoint-initdb.d
+COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+ENV PATH=/usr/lib/postgresql/15/bin:\$PATH PGDATA=/var/lib/postgresql/data
+USER 999
+ENTRYPOINT ["bash", "/usr/local/bin/docker-entrypoint.sh"]
+CMD ["postgres"]
+LABEL org.driftloop.standin="postgres:17-bookworm"
+CONTAINERFILE
+  "$ENGINE" build --quiet -f "$WORK/postgres/Containerfile" -t "$POSTGRES_STANDIN" \
+    "$WORK/postgres" >/dev/null
+fi
+say "local bases ready: $PYTHON_BASE, $UV_BASE, $AIRFLOW_STANDIN, $POSTGRES_STANDIN"
