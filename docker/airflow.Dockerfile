@@ -21,8 +21,11 @@ COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1
 WORKDIR /src
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock ./
 RUN uv export --frozen --no-dev --no-emit-project --extra airflow -o /tmp/requirements.txt
+# README.md is the wheel's description: copied after the dependency layer, whose cache
+# then lasts until pyproject.toml or uv.lock change.
+COPY README.md ./
 COPY driftloop ./driftloop
 COPY serving ./serving
 COPY kfp_pipelines ./kfp_pipelines

@@ -20,11 +20,14 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1
 WORKDIR /src
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock ./
 # The dependency layer is cached until pyproject.toml or uv.lock change.
 RUN uv export --frozen --no-dev --no-emit-project --extra serving -o /tmp/requirements.txt \
  && uv venv /opt/venv \
  && uv pip install --python /opt/venv/bin/python --require-hashes --no-deps -r /tmp/requirements.txt
+# README.md is the wheel's description: copied after the dependency layer, whose cache
+# then lasts until pyproject.toml or uv.lock change.
+COPY README.md ./
 COPY driftloop ./driftloop
 COPY serving ./serving
 COPY kfp_pipelines ./kfp_pipelines
