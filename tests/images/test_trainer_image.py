@@ -49,6 +49,12 @@ def _params(step: str, out: str, **names: str) -> dict[str, Any]:
     return {name: {"outputFile": f"{out}/{step}/{name}"} for name in names}
 
 
+def _artifact(name: str, schema: str, uri: str) -> dict[str, Any]:
+    """One artifact of an executor input, at a local path."""
+    return {name: {"artifacts": [{"name": name, "type": {"schemaTitle": schema},
+                                  "uri": uri, "metadata": {}}]}}
+
+
 def test_load_data_then_train_model_run_in_the_trainer_image(tmp_path: Path) -> None:
     image = built("trainer")
     out = owned_dir(tmp_path / "out", UID)
@@ -62,9 +68,7 @@ def test_load_data_then_train_model_run_in_the_trainer_image(tmp_path: Path) -> 
             "window_end": "", "airflow_run_id": "", "deploy_target": "local",
             "kfp_run_id": "image-test", "kfp_run_name": "image-test"}},
         "outputs": {
-            "artifacts": {"data": {"artifacts": [{
-                "name": "data", "type": {"schemaTitle": "system.Dataset"},
-                "uri": f"{OUT}/load_data/data", "metadata": {}}]}},
+            "artifacts": _artifact("data", "system.Dataset", f"{OUT}/load_data/data"),
             "parameters": _params("load_data", OUT, run="", rows=""),
             "outputFile": f"{OUT}/load_data/executor_output.json"}})
     data = out / "load_data" / "data"
@@ -78,13 +82,9 @@ def test_load_data_then_train_model_run_in_the_trainer_image(tmp_path: Path) -> 
     trained = _run_step(image, out, state, "train_model", {
         "inputs": {
             "parameterValues": {"run": record},
-            "artifacts": {"data": {"artifacts": [{
-                "name": "data", "type": {"schemaTitle": "system.Dataset"},
-                "uri": f"{OUT}/load_data/data", "metadata": {}}]}}},
+            "artifacts": _artifact("data", "system.Dataset", f"{OUT}/load_data/data")},
         "outputs": {
-            "artifacts": {"model": {"artifacts": [{
-                "name": "model", "type": {"schemaTitle": "system.Model"},
-                "uri": f"{OUT}/train_model/model", "metadata": {}}]}},
+            "artifacts": _artifact("model", "system.Model", f"{OUT}/train_model/model"),
             "parameters": _params("train_model", OUT, model_uri="", run_id=""),
             "outputFile": f"{OUT}/train_model/executor_output.json"}})
     model_dir = out / "train_model" / "model"
