@@ -39,6 +39,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -161,17 +162,27 @@ class Migration:
     apply: Callable[[Any], None]
 
 
+#: Tries of the schema step on SQLite, where replicas starting together race on it.
+SQLITE_SCHEMA_ATTEMPTS = 6
+
+
 def create_schema(engine: Engine) -> list[str]:
     """Create what is missing and apply the pending migrations, in one transaction
     (idempotent; replicas may race on it: PostgreSQL serialises them with an advisory
     lock). Returns the names of the migrations applied now."""
-    try:
+    if engine.dialect.name == "postgresql":
         return _create_schema(engine)
-    except Exception:
-        # SQLite: another replica created a table between the check and the create.
-        if engine.dialect.name == "postgresql":
-            raise
-        return _create_schema(engine)
+    # SQLite has no advisory lock, and pysqlite runs DDL outside the transaction: replicas
+    # starting together interleave their CREATEs ("table ... already exists", "database is
+    # locked"). Every step checks first, so trying again converges once the other is done.
+    for attempt in range(SQLITE_SCHEMA_ATTEMPTS):
+        try:
+            return _create_schema(engine)
+        except Exception:
+            if attempt == SQLITE_SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _create_schema(engine: Engine) -> list[str]:

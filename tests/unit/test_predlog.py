@@ -7,6 +7,7 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -395,3 +396,42 @@ def test_rows_store_probabilities_as_named_json(tmp_path: Path) -> None:
     with log.engine.connect() as conn:
         proba = conn.exec_driver_sql("SELECT proba FROM predictions").scalar_one()
     assert set(json.loads(proba)) == set(LABELS)
+
+
+def _open_log(path: str, barrier: Any) -> list[str]:
+    from sqlalchemy import create_engine
+
+    from driftloop.predlog.schema import create_schema
+
+    engine = create_engine(f"sqlite:///{path}")
+    barrier.wait(timeout=30)  # every "replica" starts at once
+    try:
+        return create_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_replicas_starting_together_on_a_new_sqlite_log_all_start(tmp_path: Path) -> None:
+    """Two replicas started at once on a fresh SQLite log crashed one of them in CI
+    ("table schema_migrations already exists"): the schema step converges instead."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sqlalchemy import create_engine, inspect
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        for round_ in range(3):
+            path = str(tmp_path / f"log-{round_}.db")
+            barrier = manager.Barrier(4)
+            with ProcessPoolExecutor(4, mp_context=context) as pool:
+                results = list(pool.map(_open_log, [path] * 4, [barrier] * 4))
+            assert len(results) == 4  # none raised
+            engine = create_engine(f"sqlite:///{path}")
+            with engine.connect() as conn:
+                assert {"predictions", "labels", "schema_migrations"} <= set(
+                    inspect(conn).get_table_names())
+                versions = conn.exec_driver_sql(
+                    "SELECT version FROM schema_migrations").scalars().all()
+            engine.dispose()
+            assert len(versions) == len(set(versions))  # each migration recorded once
