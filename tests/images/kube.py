@@ -28,6 +28,9 @@ SUBNET = "10.89.77.0/24"
 #: Each workload's pod IP on the play network (a Service's name resolves to it).
 IPS = {"postgres": "10.89.77.10", "mlflow": "10.89.77.11", "driftloop-serving": "10.89.77.12",
        "driftloop-bootstrap": "10.89.77.13"}
+#: The pods a play makes: a Deployment's single replica is ``<name>-pod-0``, a Pod its name.
+POD_NAMES = ("postgres-pod-0", "mlflow-pod-0", "driftloop-bootstrap",
+             "driftloop-serving-pod-0")
 #: In-cluster DNS names of the Services, as the manifests use them.
 SERVICES = {"postgres": "postgres", "mlflow": "mlflow", "driftloop-serving": "driftloop-serving"}
 

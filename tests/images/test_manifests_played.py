@@ -27,9 +27,11 @@ pytestmark = pytest.mark.images
 
 
 def _clean() -> None:
-    for what in (("pod", "rm", "-f", "-a"), ("volume", "rm", "-f", "postgres-data"),
-                 ("volume", "rm", "-f", "mlflow-artifacts")):
-        run(*what, check=False)
+    """Remove what a play made (and only that: the machine's other pods stay)."""
+    for pod in kube.POD_NAMES:
+        run("pod", "rm", "-f", pod, check=False)
+    for volume in ("postgres-data", "mlflow-artifacts"):
+        run("volume", "rm", "-f", volume, check=False)
     for name in kube.secrets():
         run("secret", "rm", name, check=False)
     run("network", "rm", "-f", kube.NETWORK, check=False)
