@@ -9,6 +9,7 @@ in the middle of a request cannot mix two models.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import threading
@@ -92,8 +93,9 @@ class ServedModel:
     def feature_names(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
-    @property
+    @functools.cached_property
     def task(self) -> Task:
+        """Resolved once per loaded model: /predict reads it on every request."""
         return self.bundle.spec.task_impl
 
     def outputs(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
